@@ -1,0 +1,157 @@
+"""The encoder interface and the `ENCODERS` registry shared by every encoder family.
+
+An encoder knows its modality, its output size and its preprocessing. Extraction
+(extract/run.py) calls, in this order:
+
+    enc = create_encoder(name, weights=..., options=..., state_dict=...)
+    enc.fit(train_texts)            # only when enc.needs_fit (tfidf)
+    enc.load(device)                # builds the model, loads weights and the state dict
+    # in DataLoader workers (must be picklable, no CUDA):
+    x = enc.preprocess(raw)         # image: PIL.Image RGB -> Tensor (3, H, W); text: str -> str
+    batch = enc.collate([x, ...])   # -> whatever encode() takes
+    # in the main process:
+    out = enc.encode(batch, tokens=False)  # EncodeOutput
+    enc.describe()                  # JSON-able dict of everything that changes the numbers
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+
+@dataclass
+class EncodeOutput:
+    features: torch.Tensor  # (B, D) pooled features, float32
+    tokens: torch.Tensor | None = None  # (B, T, Dt) token/patch states; T fixed per encoder config
+    token_mask: torch.Tensor | None = None  # (B, T) bool, True = real token
+
+
+def file_sha256(path: str | Path, length: int = 16) -> str:
+    """Short content hash of a weights file, so a changed checkpoint changes the cache name."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:length]
+
+
+class Encoder:
+    """Base class. Subclasses set the class attributes and implement load/preprocess/encode."""
+
+    name: ClassVar[str]
+    modality: ClassVar[str]  # "image" or "text"
+    # Option defaults; user options are validated against these keys.
+    defaults: ClassVar[dict[str, Any]] = {}
+    # Default weights: a hub name / pretrained tag / local path; "random" = random init (tests).
+    default_weights: ClassVar[str] = "random"
+    needs_fit: ClassVar[bool] = False  # True for encoders fitted on the train split (tfidf)
+    needs_internet: ClassVar[bool] = False  # True when default weights come from a hub
+
+    def __init__(self, weights: str | None = None, options: dict[str, Any] | None = None,
+                 state_dict: str | Path | None = None) -> None:
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"encoder {self.name!r} has no option(s) {unknown}; valid options: {sorted(self.defaults)}")
+        self.options = {**self.defaults, **options}
+        self.weights = weights or self.default_weights
+        self.state_dict = Path(state_dict) if state_dict else None
+        if self.state_dict is not None and not self.state_dict.is_file():
+            raise FileNotFoundError(f"--state-dict {self.state_dict} does not exist")
+        self.device = torch.device("cpu")
+
+    # ---- to implement -------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """Size D of the pooled features (known after load(), or after fit() for tfidf)."""
+        raise NotImplementedError
+
+    def load(self, device: torch.device) -> None:
+        raise NotImplementedError
+
+    def preprocess(self, raw: Any) -> Any:
+        return raw
+
+    def collate(self, items: list[Any]) -> Any:
+        return torch.stack(items) if self.modality == "image" else list(items)
+
+    def encode(self, batch: Any, tokens: bool = False) -> EncodeOutput:
+        raise NotImplementedError
+
+    def fit(self, texts: list[str]) -> None:
+        """Fit on the train split (only encoders with needs_fit)."""
+
+    def extra_state(self) -> bytes | None:
+        """Bytes saved with the cache (e.g. the fitted TF-IDF vocabulary), or None."""
+        return None
+
+    def preprocess_info(self) -> dict[str, Any]:
+        """JSON-able description of the preprocessing (resize, crop, mean/std, tokenizer...)."""
+        return {}
+
+    # ---- shared -------------------------------------------------------------------------
+    def weights_tag(self) -> str:
+        """The weights as recorded in the cache: a name/tag, or a local file plus its hash."""
+        p = Path(self.weights)
+        if p.is_file():
+            return f"{p.name}@sha256:{file_sha256(p)}"
+        return self.weights
+
+    def describe(self) -> dict[str, Any]:
+        """Everything that changes the numbers; hashed into the cache file name."""
+        return {
+            "encoder": self.name,
+            "modality": self.modality,
+            "weights": self.weights_tag(),
+            "state_dict": (f"{self.state_dict.name}@sha256:{file_sha256(self.state_dict)}"
+                           if self.state_dict else None),
+            "options": self.options,
+            "preprocess": self.preprocess_info(),
+        }
+
+    def _load_state_dict(self, module: torch.nn.Module) -> None:
+        """Load a fine-tuned state dict (e.g. from end-to-end mode) over the built model.
+
+        Keys must match exactly: a silent partial load would give wrong features.
+        """
+        if self.state_dict is None:
+            return
+        sd = torch.load(self.state_dict, map_location="cpu", weights_only=True)
+        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+            sd = sd["state_dict"]
+        missing, unexpected = module.load_state_dict(sd, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"--state-dict {self.state_dict} does not fit encoder {self.name!r}: "
+                f"{len(missing)} missing keys (e.g. {missing[:3]}), "
+                f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+
+
+ENCODERS: dict[str, type[Encoder]] = {}
+
+
+def register_encoder(cls: type[Encoder]) -> type[Encoder]:
+    ENCODERS[cls.name] = cls
+    return cls
+
+
+def list_encoders() -> list[str]:
+    _import_all()
+    return sorted(ENCODERS)
+
+
+def create_encoder(name: str, **kw: Any) -> Encoder:
+    _import_all()
+    if name not in ENCODERS:
+        raise ValueError(f"Unknown encoder {name!r}; choose from {sorted(ENCODERS)}")
+    return ENCODERS[name](**kw)
+
+
+def _import_all() -> None:
+    # Importing the package registers every family (one module each).
+    import extract.encoders  # noqa: F401
