@@ -1,0 +1,160 @@
+"""Join cache files by id into named modality tensors for head training.
+
+    fs = load_features({"image": "caches/x-image-....h5", "text": "caches/x-text-....h5"})
+    rows = fs.rows("train")               # LongTensor of row indices
+    feats = fs.batch(rows[:128])          # dict for FusionHead.forward
+    fs.Y[rows]                            # (B, C) float targets
+
+Everything is loaded once into memory (and optionally moved to the GPU); a training step
+is an index slice, nothing is read from disk per step. Only h5py/numpy/torch are used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from cache.store import CacheError, open_info
+
+
+@dataclass
+class FeatureSet:
+    ids: np.ndarray  # (N,) str
+    split: np.ndarray  # (N,) str: train/dev/test/none
+    label_names: list[str]
+    Y: torch.Tensor  # (N, C) float32
+    X: dict[str, torch.Tensor]  # modality -> (N, D) float32, zero rows where absent
+    present: dict[str, torch.Tensor]  # modality -> (N,) bool
+    tokens: dict[str, torch.Tensor] = field(default_factory=dict)  # modality -> (N, T, Dt)
+    token_mask: dict[str, torch.Tensor] = field(default_factory=dict)  # modality -> (N, T) bool
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # modality -> cache provenance
+
+    @property
+    def modalities(self) -> list[str]:
+        return sorted(self.X)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {m: int(x.shape[1]) for m, x in self.X.items()}
+
+    @property
+    def token_dims(self) -> dict[str, int]:
+        return {m: int(t.shape[2]) for m, t in self.tokens.items()}
+
+    def rows(self, split: str) -> torch.Tensor:
+        return torch.from_numpy(np.flatnonzero(self.split == split)).to(self.Y.device)
+
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The feats dict of FusionHead.forward for rows idx (see train_heads/fusion/base.py)."""
+        out: dict[str, torch.Tensor] = {}
+        for m in self.X:
+            out[m] = self.X[m][idx]
+            out[f"{m}.present"] = self.present[m][idx]
+            if m in self.tokens:
+                out[f"{m}.tokens"] = self.tokens[m][idx]
+                out[f"{m}.token_mask"] = self.token_mask[m][idx]
+        return out
+
+    def to(self, device: torch.device | str) -> "FeatureSet":
+        mv = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
+        return FeatureSet(self.ids, self.split, self.label_names, self.Y.to(device), mv(self.X),
+                          mv(self.present), mv(self.tokens), mv(self.token_mask), self.sources)
+
+
+def resolve_cache(spec: str, cache_dir: str | Path = "caches") -> Path:
+    """A cache file path, or an encoder name looked up among the caches in cache_dir."""
+    p = Path(spec)
+    if p.suffix == ".h5" or p.exists():
+        return p
+    from cache.store import list_caches
+
+    folder = Path(cache_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{spec!r} is not a file and cache folder {folder} does not exist")
+    found = [i.path for i in list_caches(folder) if not isinstance(i, tuple) and i.attrs.get("encoder") == spec]
+    if not found:
+        raise FileNotFoundError(f"no cache made by encoder {spec!r} in {folder}; run `extract --encoder {spec}` "
+                                "or give the cache file path")
+    if len(found) > 1:
+        raise ValueError(f"{len(found)} caches made by {spec!r} in {folder}: "
+                         f"{[f.name for f in found]}; give the file path instead")
+    return found[0]
+
+
+def parse_feature_specs(specs: list[str], cache_dir: str | Path = "caches") -> dict[str, Path]:
+    """['image=<cache or encoder>', 'text=...'] -> {'image': Path, 'text': Path}."""
+    out: dict[str, Path] = {}
+    for s in specs:
+        if "=" not in s:
+            raise ValueError(f"--features expects name=<cache file or encoder>, got {s!r}")
+        name, ref = s.split("=", 1)
+        if not name or "." in name:
+            raise ValueError(f"--features name {name!r} must be non-empty and contain no '.'")
+        if name in out:
+            raise ValueError(f"--features gives modality {name!r} twice")
+        out[name] = resolve_cache(ref, cache_dir)
+    if not out:
+        raise ValueError("give at least one --features name=<cache>")
+    return out
+
+
+def load_features(caches: dict[str, str | Path], tokens: bool = False) -> FeatureSet:
+    """Load and join caches; refuses caches that disagree on ids, labels or splits."""
+    ref: dict[str, Any] | None = None
+    X, present, toks, tmask, sources = {}, {}, {}, {}, {}
+    for m, path in sorted(caches.items()):
+        info = open_info(path)
+        with h5py.File(info.path, "r") as f:
+            ids = f["ids"].asstr()[...]
+            split = f["split"].asstr()[...]
+            labels = f["labels"][...]
+            feats = f["features"][...].astype(np.float32)
+            pres = f["present"][...].astype(bool)
+            tok = f["tokens"][...].astype(np.float32) if tokens and "tokens" in f else None
+            tmk = f["token_mask"][...].astype(bool) if tok is not None else None
+        names = info.label_names
+        if ref is None:
+            ref = {"m": m, "path": info.path, "ids": ids, "split": split, "labels": labels, "names": names}
+            order = np.arange(len(ids))
+        else:
+            order = _align(ref, m, info.path, ids, split, labels, names)
+        feats = feats[order]
+        pres = pres[order]
+        feats[~pres] = 0.0  # NaN rows of missing items become zeros; the mask travels with them
+        X[m], present[m] = torch.from_numpy(feats), torch.from_numpy(pres)
+        if tok is not None:
+            toks[m], tmask[m] = torch.from_numpy(tok[order]), torch.from_numpy(tmk[order])
+        sources[m] = {"path": str(info.path), "settings_hash": info.attrs.get("settings_hash"),
+                      "checksum": info.attrs.get("checksum"), "encoder": info.attrs.get("encoder"),
+                      "weights": info.attrs.get("weights"), "modality": info.attrs.get("modality"),
+                      "dataset": info.attrs.get("dataset"),
+                      "dataset_fingerprint": info.attrs.get("dataset_fingerprint"),
+                      "has_tokens": info.token_shape is not None, "tokens_used": tok is not None}
+    assert ref is not None
+    Y = torch.from_numpy(ref["labels"].astype(np.float32))
+    return FeatureSet(ref["ids"], ref["split"], ref["names"], Y, X, present, toks, tmask, sources)
+
+
+def _align(ref: dict[str, Any], m: str, path: Path, ids: np.ndarray, split: np.ndarray,
+           labels: np.ndarray, names: list[str]) -> np.ndarray:
+    """Row order that maps this cache onto the reference cache's ids; checks agreement."""
+    what = f"caches {ref['path'].name} ({ref['m']}) and {path.name} ({m})"
+    if set(names) != set(ref["names"]):
+        raise CacheError(f"{what} have different label sets "
+                         f"(only in one: {sorted(set(names) ^ set(ref['names']))}); extract both from the same data set")
+    if len(ids) != len(ref["ids"]) or set(ids) != set(ref["ids"]):
+        diff = len(set(ids) ^ set(ref["ids"]))
+        raise CacheError(f"{what} do not share ids ({diff} ids in only one); "
+                         "extract both from the same data set with the same --limit")
+    pos = {i: k for k, i in enumerate(ids)}
+    order = np.array([pos[i] for i in ref["ids"]])
+    col = [names.index(n) for n in ref["names"]]  # labels matched by name, not column index
+    if not np.array_equal(split[order], ref["split"]):
+        raise CacheError(f"{what} disagree on the split of {int((split[order] != ref['split']).sum())} ids")
+    if not np.array_equal(labels[order][:, col], ref["labels"]):
+        raise CacheError(f"{what} disagree on the labels of some ids; extract both from the same data set")
+    return order

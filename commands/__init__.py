@@ -1,0 +1,1 @@
+"""CLI command groups; cli.py assembles them into one typer app."""

@@ -1,0 +1,84 @@
+"""Shared CLI plumbing: one-line user errors, data set options."""
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, KeyError, PermissionError)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library ValueError/FileNotFoundError into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*a: Any, **kw: Any) -> Any:
+        try:
+            return fn(*a, **kw)
+        except USER_ERRORS as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            typer.echo(f"error: {msg}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["mmgenre", *sys.argv[1:]])
+
+
+def parse_kv(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    """['k=v', ...] -> dict, values parsed as JSON when they parse (numbers, lists, bools)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise ValueError(f"{flag} expects key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+# ---- data set options, shared by extract and predict ------------------------------------
+DataPath = Annotated[Path, typer.Option("--data", help="Data set root or file (MM-IMDb dir, jsonl dir, CSV/JSONL).")]
+Format = Annotated[str, typer.Option(help="Reader: auto, mmimdb, jsonl, table.")]
+Preset = Annotated[Optional[str], typer.Option(help="Named preset of reader flags, e.g. poster-subset.")]
+Plot = Annotated[str, typer.Option(help="MM-IMDb plot choice: longest, first, all.")]
+Labels = Annotated[str, typer.Option(help="Label set: mmimdb23 (GMU's 23 genres) or data (all found).")]
+IdCol = Annotated[Optional[str], typer.Option(help="Table: id column.")]
+TextCol = Annotated[Optional[list[str]], typer.Option(help="Table: text column(s); repeatable.")]
+ImageCol = Annotated[Optional[str], typer.Option(help="Table: image path column.")]
+ImageDir = Annotated[Optional[Path], typer.Option(help="Table: folder the images are in.")]
+ImagePattern = Annotated[str, typer.Option(help="Table: image file name pattern, e.g. '{id}.jpg'.")]
+LabelCol = Annotated[Optional[str], typer.Option(help="Table: one list-valued label column.")]
+LabelCols = Annotated[Optional[list[str]], typer.Option(help="Table: one-hot label columns; repeatable.")]
+LabelSep = Annotated[str, typer.Option(help="Table: separator inside a joined label column.")]
+SplitCol = Annotated[Optional[str], typer.Option(help="Table: split column (train/dev/test).")]
+SplitFile = Annotated[Optional[Path], typer.Option(help="JSON {'train': [...], 'dev': [...], 'test': [...]} of ids.")]
+IdNorm = Annotated[Optional[str], typer.Option(help="Normalise ids before matching the split file, e.g. strip-tt.")]
+SplitSeed = Annotated[Optional[int], typer.Option(help="Seeded stratified random split when there is no split.")]
+Limit = Annotated[Optional[int], typer.Option(help="Only the first N records (quick looks).")]
+
+
+def dataset_config(data: Path, format: str, preset: str | None, plot: str, labels: str,
+                   id_col: str | None, text_col: list[str] | None, image_col: str | None,
+                   image_dir: Path | None, image_pattern: str, label_col: str | None,
+                   label_cols: list[str] | None, label_sep: str, split_col: str | None,
+                   split_file: Path | None, id_normalizer: str | None, split_seed: int | None,
+                   limit: int | None) -> Any:
+    from extract.datasets import DatasetConfig
+
+    return DatasetConfig(path=data, format=format, preset=preset, plot=plot, labels=labels,
+                         id_col=id_col, text_cols=list(text_col or []), image_col=image_col,
+                         image_dir=image_dir, image_pattern=image_pattern, label_col=label_col,
+                         label_cols=list(label_cols or []), label_sep=label_sep, split_col=split_col,
+                         split_file=split_file, id_normalizer=id_normalizer, split_seed=split_seed,
+                         limit=limit)

@@ -1,0 +1,73 @@
+"""`cache ls | info | verify`: look at feature caches without loading them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from commands._common import user_errors
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _summary(info) -> str:  # noqa: ANN001
+    a = info.attrs
+    miss = {k: v for k, v in a.get("missing", {}).items() if k != "ids_first_1000"}
+    tok = f" tokens={info.token_shape}" if info.token_shape else ""
+    return (f"{info.path.name}  {a.get('dataset')}/{a.get('modality')}  {a.get('encoder')}  "
+            f"{info.n}x{info.dim} {info.dtype}{tok}  missing={sum(miss.values())}")
+
+
+@app.command("ls")
+@user_errors
+def ls(folder: Annotated[Path, typer.Argument(help="Cache folder.")] = Path("caches")) -> None:
+    """One line per cache in a folder (unfinished and damaged ones say so)."""
+    from cache.store import list_caches
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cache folder {folder} does not exist; run `extract` first")
+    rows = list_caches(folder)
+    if not rows:
+        typer.echo(f"no caches in {folder}")
+    for r in rows:
+        typer.echo(_summary(r) if not isinstance(r, tuple) else f"{r[0].name}  UNUSABLE: {r[1]}")
+
+
+@app.command("info")
+@user_errors
+def info(path: Annotated[Path, typer.Argument(help="Cache file.")],
+         json_out: Annotated[bool, typer.Option("--json", help="All attributes as JSON.")] = False) -> None:
+    """Rows, dims, labels, encoder settings, missing counts, time, command."""
+    from cache.store import open_info
+
+    i = open_info(path)
+    if json_out:
+        typer.echo(json.dumps(i.attrs, indent=2, default=str))
+        return
+    a = i.attrs
+    miss = {k: v for k, v in a.get("missing", {}).items() if k != "ids_first_1000"}
+    lines = [
+        f"file        {i.path}",
+        f"rows x dim  {i.n} x {i.dim} ({i.dtype})" + (f", tokens {i.token_shape}" if i.token_shape else ""),
+        f"data set    {a.get('dataset')} (fingerprint {a.get('dataset_fingerprint')})",
+        f"modality    {a.get('modality')}" + (f" (field {a.get('text_field')})" if a.get("text_field") else ""),
+        f"encoder     {a.get('encoder')}  weights={a.get('weights')}",
+        f"options     {json.dumps(a.get('options'))}",
+        f"labels      {len(i.label_names)}: {', '.join(i.label_names)}",
+        f"missing     {json.dumps(miss) if miss else 'none'}",
+        f"time        {a.get('seconds')} s" + (" (resumed)" if a.get("resumed") else "") + f", created {a.get('created')}",
+        f"command     {a.get('command')}",
+    ]
+    typer.echo("\n".join(lines))
+
+
+@app.command("verify")
+@user_errors
+def verify(path: Annotated[Path, typer.Argument(help="Cache file.")]) -> None:
+    """Read every dataset, check shapes, checksum and the missing mask."""
+    from cache.store import verify as _verify
+
+    i = _verify(path)
+    typer.echo(f"ok: {i.path.name} ({i.n} x {i.dim}, checksum {i.attrs['checksum']})")

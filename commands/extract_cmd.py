@@ -1,0 +1,55 @@
+"""`extract`: run one encoder over one modality of a data set into an HDF5 cache."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from commands._common import (DataPath, Format, IdCol, IdNorm, ImageCol, ImageDir, ImagePattern,
+                              LabelCol, LabelCols, Labels, LabelSep, Limit, Plot, Preset, SplitCol,
+                              SplitFile, SplitSeed, TextCol, command_line, dataset_config, parse_kv,
+                              user_errors)
+from extract.encoders import list_encoders
+
+_ENCODER_HELP = "Encoder: " + ", ".join(list_encoders()) + " (clip = clip-image/clip-text by --modality)."
+
+
+@user_errors
+def extract(
+    data: DataPath,
+    encoder: Annotated[str, typer.Option(help=_ENCODER_HELP)] = "efficientnet-lite0",
+    modality: Annotated[Optional[str], typer.Option(help="image or text (default: the encoder's own).")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="Weights: hub name, pretrained tag, local file, or 'random'.")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Encoder option key=value, repeatable (e.g. pooling=mean, max_length=128).")] = None,
+    state_dict: Annotated[Optional[Path], typer.Option(help="Fine-tuned state dict loaded over the encoder.")] = None,
+    text_field: Annotated[str, typer.Option(help="Named text field a text encoder reads.")] = "plot",
+    out: Annotated[Path, typer.Option(help="Cache folder.")] = Path("caches"),
+    batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 64,
+    workers: Annotated[int, typer.Option(help="DataLoader workers decoding/tokenizing.")] = 2,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="Stored feature dtype: float16 or float32.")] = "float16",
+    tokens: Annotated[bool, typer.Option("--tokens", help="Also store token/patch states.")] = False,
+    format: Format = "auto", preset: Preset = None, plot: Plot = "longest", labels: Labels = "mmimdb23",
+    id_col: IdCol = None, text_col: TextCol = None, image_col: ImageCol = None, image_dir: ImageDir = None,
+    image_pattern: ImagePattern = "{id}.jpg", label_col: LabelCol = None, label_cols: LabelCols = None,
+    label_sep: LabelSep = "|", split_col: SplitCol = None, split_file: SplitFile = None,
+    id_normalizer: IdNorm = None, split_seed: SplitSeed = None, limit: Limit = None,
+) -> None:
+    """Extract features once; a repeat with the same settings is a no-op, a killed run resumes."""
+    from extract.run import ExtractConfig, run_extract
+
+    ds_cfg = dataset_config(data, format, preset, plot, labels, id_col, text_col, image_col, image_dir,
+                            image_pattern, label_col, label_cols, label_sep, split_col, split_file,
+                            id_normalizer, split_seed, limit)
+    cfg = ExtractConfig(dataset=ds_cfg, encoder=encoder, modality=modality, weights=weights,
+                        options=parse_kv(option, "--option"), state_dict=state_dict,
+                        text_field=text_field, out=out, batch_size=batch_size, workers=workers,
+                        device=device, dtype=dtype, tokens=tokens, command=command_line())
+    res = run_extract(cfg)
+    if res.skipped:
+        typer.echo(f"up to date: {res.path} (same settings already extracted)")
+    else:
+        typer.echo(f"wrote {res.path}: {res.n} rows x {res.dim} dims in {res.seconds:.1f}s")
+    if res.missing:
+        typer.echo("missing (masked, not zero-filled): " + ", ".join(f"{k}={v}" for k, v in res.missing.items()))

@@ -1,0 +1,280 @@
+"""Batched, resumable extraction of one encoder over one modality of a data set.
+
+DataLoader workers read and preprocess (decode + resize posters, tokenize plots) while
+the main process runs the model under `torch.inference_mode` (AMP on CUDA). Batches sit
+on fixed boundaries (batch b = rows [b*bs, (b+1)*bs)), so a resumed run recomputes
+exactly the batches an uninterrupted run would have, and ends bit-identical to it.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cache.store import ShardWriter, cache_filename, settings_hash
+from extract.datasets import DatasetConfig, load_dataset
+from extract.encoders import ENCODERS, Encoder, create_encoder
+from extract.records import Dataset, Record
+
+# Why a row has no features (stored per row in the shards, summed into the attrs).
+OK, FILE_MISSING, CORRUPT, EMPTY_TEXT, NO_IMAGE = 0, 1, 2, 3, 4
+REASONS = {FILE_MISSING: "image_file_missing", CORRUPT: "image_corrupt",
+           EMPTY_TEXT: "empty_text", NO_IMAGE: "no_image_in_dataset"}
+DTYPES = ("float16", "float32")
+
+
+@dataclass
+class ExtractConfig:
+    dataset: DatasetConfig
+    encoder: str  # registry name; "clip" + --modality resolves to clip-image / clip-text
+    modality: str | None = None  # "image" or "text"; None = the encoder's own modality
+    weights: str | None = None  # hub name / tag / local file; None = the encoder's default
+    options: dict[str, Any] = field(default_factory=dict)  # encoder-specific (pooling, max_length...)
+    state_dict: Path | None = None  # fine-tuned weights loaded over the model (end-to-end mode)
+    text_field: str = "plot"  # which named text of the records a text encoder reads
+    out: Path = Path("caches")
+    batch_size: int = 64
+    # Decoding workers; 2 keeps both cores of a small machine busy next to the model.
+    workers: int = 2
+    device: str = "auto"  # auto = cuda if available, else cpu
+    dtype: str = "float16"  # half the disk and RAM; heads train in float32 anyway
+    tokens: bool = False  # also store token/patch states for attention heads
+    command: str = ""  # the command line, recorded in the cache
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {self.workers}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"--dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        if self.modality not in (None, "image", "text"):
+            raise ValueError(f"--modality must be 'image' or 'text', got {self.modality!r}")
+        self.encoder = resolve_encoder_name(self.encoder, self.modality)
+        self.modality = ENCODERS[self.encoder].modality
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                raise ValueError(f"--device {self.device!r} is not a torch device (cpu, cuda, cuda:1...)") from None
+
+
+def resolve_encoder_name(name: str, modality: str | None) -> str:
+    """'clip' + 'image' -> 'clip-image'; checks the name against the registry."""
+    from extract.encoders import list_encoders
+
+    names = list_encoders()
+    if name in names:
+        if modality and ENCODERS[name].modality != modality:
+            raise ValueError(f"encoder {name!r} is a {ENCODERS[name].modality} encoder, "
+                             f"not {modality}; drop --modality or pick another encoder")
+        return name
+    families = sorted({n.rsplit("-", 1)[0] for n in names if n.endswith(("-image", "-text"))})
+    if name in families:
+        if modality is None:
+            raise ValueError(f"encoder {name!r} has image and text towers; add --modality image|text")
+        return f"{name}-{modality}"
+    raise ValueError(f"Unknown encoder {name!r}; choose from {sorted(set(names) | set(families))}")
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    d = torch.device(device)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    return d
+
+
+@dataclass
+class ExtractResult:
+    path: Path
+    skipped: bool  # True: the cache already existed (same settings), nothing was done
+    n: int
+    dim: int
+    missing: dict[str, int]
+    seconds: float
+
+
+# ---------------------------------------------------------------------------------------
+# Worker side: read one row, preprocess it
+# ---------------------------------------------------------------------------------------
+class _Rows(torch.utils.data.Dataset):
+    def __init__(self, records: list[Record], modality: str, text_field: str, encoder: Encoder) -> None:
+        self.records, self.modality, self.text_field, self.encoder = records, modality, text_field, encoder
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> tuple[int, int, Any]:
+        r = self.records[i]
+        if self.modality == "text":
+            text = r.texts.get(self.text_field, "")
+            if not text.strip():
+                return i, EMPTY_TEXT, None
+            return i, OK, self.encoder.preprocess(text)
+        if r.image is None:
+            return i, NO_IMAGE, None
+        try:
+            with Image.open(r.image) as im:
+                im = im.convert("RGB")  # forces a full decode: truncated files fail here
+        except FileNotFoundError:
+            return i, FILE_MISSING, None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            return i, CORRUPT, None
+        return i, OK, self.encoder.preprocess(im)
+
+
+class _Collate:
+    """Keeps the row order; hands only rows with content to the encoder's collate."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+
+    def __call__(self, items: list[tuple[int, int, Any]]) -> tuple[np.ndarray, np.ndarray, Any]:
+        idx = np.array([i for i, _, _ in items], dtype=np.int64)
+        status = np.array([s for _, s, _ in items], dtype=np.int8)
+        xs = [x for _, s, x in items if s == OK]
+        return idx, status, (self.encoder.collate(xs) if xs else None)
+
+
+# ---------------------------------------------------------------------------------------
+# Main side
+# ---------------------------------------------------------------------------------------
+def cache_settings(cfg: ExtractConfig, enc: Encoder, ds: Dataset, precision: str) -> dict[str, Any]:
+    """Everything that changes the numbers (hashed into the file name)."""
+    return {"encoder": enc.describe(), "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(),
+            "text_field": cfg.text_field if cfg.modality == "text" else None,
+            "dtype": cfg.dtype, "tokens": cfg.tokens, "precision": precision}
+
+
+def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bool = True) -> ExtractResult:
+    """Extract (or resume, or skip when already done) one cache; returns where it is."""
+    t0 = time.perf_counter()
+    ds = dataset if dataset is not None else load_dataset(cfg.dataset)
+    if not ds.records:
+        raise ValueError(f"data set {ds.name!r} has no records; check --data and the reader flags")
+    device = pick_device(cfg.device)
+    precision = "amp-fp16" if device.type == "cuda" else "fp32"
+    enc = create_encoder(cfg.encoder, weights=cfg.weights, options=cfg.options, state_dict=cfg.state_dict)
+    if cfg.modality == "text" and not any(cfg.text_field in r.texts for r in ds.records):
+        raise ValueError(f"--text-field {cfg.text_field!r} is in no record; this data set has "
+                         f"{sorted({k for r in ds.records for k in r.texts})}")
+    settings = cache_settings(cfg, enc, ds, precision)
+    key = settings_hash(settings)
+    final = Path(cfg.out) / cache_filename(ds.name, cfg.modality, cfg.encoder, key)
+    if final.exists():
+        from cache.store import open_info
+
+        info = open_info(final)  # refuses a damaged file instead of skipping over it
+        return ExtractResult(final, True, info.n, info.dim, info.attrs.get("missing", {}), 0.0)
+    final.parent.mkdir(parents=True, exist_ok=True)
+
+    n = len(ds.records)
+    meta = {"key": key, "n": n, "batch_size": cfg.batch_size, "settings": settings}
+    with ShardWriter(final, meta) as writer:
+        bs = writer.batch_size
+        n_batches = (n + bs - 1) // bs
+        todo = sorted(set(range(n_batches)) - writer.done_batches())
+        if enc.needs_fit:
+            enc.fit([r.texts.get(cfg.text_field, "") for r in ds.records if r.split == "train"])
+        enc.load(device)
+        if todo:
+            _run_batches(cfg, enc, ds, writer, todo, n, device, progress)
+        header = {"ids": np.array([r.id for r in ds.records], dtype=object),
+                  "split": np.array([r.split for r in ds.records], dtype=object),
+                  "labels": np.array(ds.label_matrix(), dtype=np.uint8).reshape(n, len(ds.label_names))}
+        status = np.concatenate([writer.read_batch(b)["status"] for b in range(n_batches)])
+        missing = {REASONS[c]: int((status == c).sum()) for c in REASONS if (status == c).any()}
+        seconds = time.perf_counter() - t0
+        attrs = _attrs(cfg, enc, ds, settings, key, missing, status, seconds, resumed=len(todo) < n_batches)
+        writer.finish(n_batches, header, attrs, cfg.dtype, enc.extra_state())
+    return ExtractResult(final, False, n, enc.dim, missing, seconds)
+
+
+def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWriter,
+                 todo: list[int], n: int, device: torch.device, progress: bool) -> None:
+    bs = writer.batch_size
+    batches = [list(range(b * bs, min(n, (b + 1) * bs))) for b in todo]
+    loader = DataLoader(_Rows(ds.records, cfg.modality, cfg.text_field, enc), batch_sampler=batches,
+                        collate_fn=_Collate(enc), num_workers=cfg.workers,
+                        pin_memory=device.type == "cuda",
+                        prefetch_factor=4 if cfg.workers > 0 else None)
+    unit = "img" if cfg.modality == "image" else "text"
+    done_rows = n - sum(len(b) for b in batches)
+    bar = tqdm(total=n, initial=done_rows, unit=unit, desc=f"extract {cfg.encoder}",
+               disable=not progress, smoothing=0.1)
+    amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else _nullcontext()
+    with torch.inference_mode(), amp:
+        for b, (idx, status, batch) in zip(todo, loader):
+            arrays = _encode_batch(enc, idx, status, batch, cfg.tokens)
+            writer.write_batch(b, arrays)
+            bar.update(len(idx))
+    bar.close()
+
+
+def _encode_batch(enc: Encoder, idx: np.ndarray, status: np.ndarray, batch: Any,
+                  tokens: bool) -> dict[str, np.ndarray]:
+    ok = status == OK
+    feats = np.full((len(idx), enc.dim), np.nan, dtype=np.float32)  # NaN: loud if used unmasked
+    arrays: dict[str, np.ndarray] = {"status": status, "present": ok}
+    if batch is not None:
+        out = enc.encode(batch, tokens=tokens)
+        feats[ok] = out.features.float().cpu().numpy()
+        if tokens:
+            if out.tokens is None:
+                raise ValueError(f"encoder {enc.name!r} has no token-level output; drop --tokens")
+            tok = out.tokens.float().cpu().numpy()
+            full = np.zeros((len(idx), *tok.shape[1:]), dtype=np.float32)
+            mask = np.zeros((len(idx), tok.shape[1]), dtype=bool)
+            full[ok], mask[ok] = tok, out.token_mask.cpu().numpy()
+            arrays["tokens"], arrays["token_mask"] = full, mask
+    elif tokens:
+        raise ValueError("a batch with no content cannot tell the token shape; use a larger --batch-size")
+    arrays["features"] = feats
+    return arrays
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: Any) -> None:
+        return None
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for mod in ("transformers", "open_clip", "torchvision", "sklearn", "h5py", "numpy"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = getattr(m, "__version__", "?")
+    return out
+
+
+def _attrs(cfg: ExtractConfig, enc: Encoder, ds: Dataset, settings: dict[str, Any], key: str,
+           missing: dict[str, int], status: np.ndarray, seconds: float, resumed: bool) -> dict[str, Any]:
+    d = enc.describe()
+    ids = [ds.records[i].id for i in np.flatnonzero(status != OK)[:1000]]
+    return {
+        "label_names": ds.label_names, "encoder": enc.name, "weights": d["weights"],
+        "preprocess": d["preprocess"], "options": d["options"], "modality": cfg.modality,
+        "text_field": cfg.text_field if cfg.modality == "text" else "",
+        "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(), "settings_hash": key,
+        "config": {**asdict(cfg), "settings": settings}, "report": ds.report,
+        "missing": {**missing, "ids_first_1000": ids}, "versions": _versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": cfg.command or " ".join(sys.argv), "seconds": round(seconds, 3),
+        "resumed": resumed, "host": platform.node(), "pid": os.getpid(),
+    }

@@ -1,0 +1,153 @@
+"""Run folders: `runs/<name>/` with everything needed to trace and recompute a result.
+
+    config.json        resolved HeadConfig + cache provenance (paths, settings hashes, checksums)
+    metrics.json       dev/test metrics (tuned thresholds and 0.5); same seed -> same file
+    timing.json        wall time, epochs (kept apart so metrics.json is reproducible)
+    history.json       per-epoch train loss, dev macro-F1, lr
+    per_genre.md/.csv  test P/R/F1/support per genre
+    predictions_{dev,test}.csv   id, y_<genre>..., p_<genre>...
+    explain_test.npz   interpretable internals on test (GMU gates, late alpha...), if any
+    head.pt            state dict + what is needed to rebuild the head
+    curve.png          training curve
+The folder is written under a temporary name and renamed when complete.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from train_heads.config import HeadConfig
+from train_heads.metrics import format_table, per_class_table
+from train_heads.thresholds import apply_thresholds
+from train_heads.train import TrainResult, evaluate
+
+
+def run_name(cfg: HeadConfig, sources: dict[str, dict[str, Any]]) -> str:
+    return cfg.name or cfg.default_name({m: s["settings_hash"] for m, s in sources.items()})
+
+
+def write_run(cfg: HeadConfig, res: TrainResult) -> tuple[Path, dict[str, Any]]:
+    """Write the run folder atomically; returns (path, metrics)."""
+    name = run_name(cfg, res.fs.sources)
+    final = Path(cfg.out) / name
+    tmp = Path(cfg.out) / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    metrics = evaluate(res)
+    n_params = sum(p.numel() for p in res.head.parameters())
+    config = {"config": asdict(cfg), "name": name, "sources": res.fs.sources,
+              "head": {"fusion": cfg.fusion, "params": n_params, "dims": res.fs.dims,
+                       "token_dims": res.fs.token_dims, "uses_tokens": res.head.uses_tokens,
+                       "token_input": {m: ("tokens" if m in res.fs.tokens else "pooled-as-one-token")
+                                       for m in res.fs.modalities} if res.head.uses_tokens else None},
+              "label_names": res.fs.label_names,
+              "rows": {s: int(len(r)) for s, r in res.rows.items()},
+              "versions": {"torch": torch.__version__, "numpy": np.__version__,
+                           "python": platform.python_version()}}
+    _dump(tmp / "config.json", config)
+    _dump(tmp / "metrics.json", metrics)
+    _dump(tmp / "timing.json", {"train_seconds": round(res.seconds, 3), "epochs": len(res.history),
+                                "params": n_params})
+    _dump(tmp / "history.json", res.history)
+    y_test = res.fs.Y[torch.from_numpy(res.rows["test"]).to(res.fs.Y.device)].cpu().numpy().astype(np.uint8)
+    table = per_class_table(y_test, apply_thresholds(res.probs["test"], res.thresholds), res.fs.label_names)
+    for row, t in zip(table, res.thresholds):
+        row["threshold"] = round(float(t), 4)
+    (tmp / "per_genre.md").write_text(format_table(table) + "\n")
+    _write_csv(tmp / "per_genre.csv", table)
+    for s in ("dev", "test"):
+        _write_predictions(tmp / f"predictions_{s}.csv", res, s)
+    _write_explain(tmp / "explain_test.npz", res)
+    torch.save({"state_dict": {k: v.cpu() for k, v in res.head.state_dict().items()},
+                "fusion": cfg.fusion, "fusion_kw": cfg.fusion_kw, "dims": res.fs.dims,
+                "token_dims": res.fs.token_dims, "label_names": res.fs.label_names,
+                "thresholds": res.thresholds, "sources": res.fs.sources}, tmp / "head.pt")
+    plot_curve(res.history, tmp / "curve.png", title=name)
+    if final.exists():
+        old = final.with_name(f".{name}.old-{os.getpid()}")
+        os.replace(final, old)
+        shutil.rmtree(old)
+    os.replace(tmp, final)
+    return final, metrics
+
+
+def _dump(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _write_predictions(path: Path, res: TrainResult, split: str) -> None:
+    names = res.fs.label_names
+    r = res.rows[split]
+    y = res.fs.Y.cpu().numpy()[r].astype(np.uint8)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", *[f"y_{n}" for n in names], *[f"p_{n}" for n in names]])
+        for i, row in enumerate(r):
+            w.writerow([res.fs.ids[row], *y[i].tolist(), *[f"{p:.6f}" for p in res.probs[split][i]]])
+
+
+@torch.no_grad()
+def _write_explain(path: Path, res: TrainResult) -> None:
+    res.head.eval()
+    rows = torch.from_numpy(res.rows["test"]).to(res.fs.Y.device)
+    parts: dict[str, list[np.ndarray]] = {}
+    for i in range(0, len(rows), 4096):
+        res.head(res.fs.batch(rows[i:i + 4096]))
+        for k, v in res.head.explain().items():
+            if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == len(rows[i:i + 4096]):
+                parts.setdefault(k, []).append(v.float().cpu().numpy())
+            elif isinstance(v, torch.Tensor) and i == 0:
+                parts.setdefault(k, []).append(v.float().cpu().numpy()[None])
+    if parts:
+        np.savez(path, ids=res.fs.ids[res.rows["test"]].astype(str),
+                 **{k: np.concatenate(v) for k, v in parts.items()})
+
+
+def plot_curve(history: list[dict[str, float]], path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, ax1 = plt.subplots(figsize=(6, 3.5))
+    ax1.plot(ep, [h["train_loss"] for h in history], color="tab:blue", label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("train loss", color="tab:blue")
+    ax2 = ax1.twinx()
+    ax2.plot(ep, [h["dev_macro_f1"] for h in history], color="tab:red", label="dev macro-F1")
+    ax2.set_ylabel("dev macro-F1", color="tab:red")
+    ax1.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train_and_write(cfg: HeadConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    from train_heads.train import train
+
+    return write_run(cfg, train(cfg, progress=progress))
