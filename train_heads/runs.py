@@ -59,9 +59,8 @@ def write_run(cfg: HeadConfig, res: TrainResult) -> tuple[Path, dict[str, Any]]:
                                 "params": n_params})
     _dump(tmp / "history.json", res.history)
     y_test = res.fs.Y[torch.from_numpy(res.rows["test"]).to(res.fs.Y.device)].cpu().numpy().astype(np.uint8)
-    table = per_class_table(y_test, apply_thresholds(res.probs["test"], res.thresholds), res.fs.label_names)
-    for row, t in zip(table, res.thresholds):
-        row["threshold"] = round(float(t), 4)
+    table = per_class_table(y_test, apply_thresholds(res.probs["test"], res.thresholds), res.fs.label_names,
+                            thresholds=res.thresholds, probs=res.probs["test"])
     (tmp / "per_genre.md").write_text(format_table(table) + "\n")
     _write_csv(tmp / "per_genre.csv", table)
     for s in ("dev", "test"):

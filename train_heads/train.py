@@ -20,7 +20,7 @@ from cache.features import FeatureSet, load_features
 from train_heads.config import HeadConfig
 from train_heads.fusion import create_fusion
 from train_heads.fusion.base import FusionHead
-from train_heads.losses import create_loss, pos_weight_from_labels
+from train_heads.losses import create_loss, needs_pos_weight, pos_weight_from_labels
 from train_heads.metrics import compute_metrics
 from train_heads.thresholds import apply_thresholds, tune_thresholds
 
@@ -83,7 +83,7 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
     y = {s: fs.Y[r].cpu().numpy().astype(np.uint8) for s, r in rows.items()}
 
     head = build_head(cfg, fs).to(device)
-    pos_weight = pos_weight_from_labels(y["train"]).to(device) if cfg.loss == "wbce" else None
+    pos_weight = pos_weight_from_labels(y["train"]).to(device) if needs_pos_weight(cfg.loss) else None
     loss_fn = create_loss(cfg.loss, pos_weight=pos_weight, label_smoothing=cfg.label_smoothing, **cfg.loss_kw)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_train = len(rows["train"])

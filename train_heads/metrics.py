@@ -1,0 +1,145 @@
+"""Multi-label evaluation metrics (sklearn) and a per-genre table.
+
+`compute_metrics` returns a flat JSON-able dict (plain floats/ints/lists; None where a
+metric is undefined):
+
+    micro_f1, macro_f1, weighted_f1, samples_f1, macro_precision, macro_recall,
+    macro_roc_auc, macro_map, macro_balanced_accuracy, hamming_loss,
+    subset_accuracy, hit_at_1, plus the counts that say what each was averaged over.
+
+Conventions (chosen explicitly, applied everywhere):
+
+- Classes with no positive in ``y_true`` are listed by name under
+  ``classes_without_positives`` and EXCLUDED from every macro average (F1, precision,
+  recall, ROC-AUC, mAP, balanced accuracy); ``macro_over`` is the number of classes kept.
+  Their recall/AP are undefined, and counting them as 0 would punish the model for the
+  split, not for its predictions. ROC-AUC additionally needs a negative; classes with
+  no negative are skipped for it only (``roc_auc_over`` says how many remain).
+- Micro, weighted and samples F1, Hamming loss and subset accuracy use all columns: a
+  false positive on an absent genre is still an error.
+- ``zero_division=0``: a precision/recall/F1 with a 0/0 counts as 0, including the
+  samples-F1 of a sample with no true and no predicted genre.
+- ``hit_at_1``: share of samples whose top-scored genre is one of its true genres,
+  over the samples with at least one true genre (``hit_at_1_over``); argmax ties go to
+  the first column.
+- ``macro_balanced_accuracy``: mean over the kept classes of sklearn's
+  ``balanced_accuracy_score`` on that column, (TPR + TNR) / 2.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score,
+                             f1_score, hamming_loss, precision_recall_fscore_support,
+                             precision_score, recall_score, roc_auc_score)
+
+
+def _check(y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray | None,
+           label_names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    y_true = (np.asarray(y_true) > 0).astype(np.uint8)
+    y_pred = (np.asarray(y_pred) > 0).astype(np.uint8)
+    if y_true.ndim != 2 or y_pred.shape != y_true.shape:
+        raise ValueError(f"y_true and y_pred must both be (N, C) with the same shape, "
+                         f"got {y_true.shape} and {y_pred.shape}")
+    if probs is not None:
+        probs = np.asarray(probs, dtype=np.float64)
+        if probs.shape != y_true.shape:
+            raise ValueError(f"probs must be {y_true.shape} like y_true, got {probs.shape}")
+    if len(label_names) != y_true.shape[1]:
+        raise ValueError(f"{len(label_names)} label names for {y_true.shape[1]} label columns")
+    return y_true, y_pred, probs
+
+
+def compute_metrics(y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray,
+                    label_names: list[str]) -> dict[str, Any]:
+    """All metrics for (N, C) 0/1 ``y_true``, probabilities ``probs`` and 0/1 ``y_pred``.
+
+    See the module docstring for how each is averaged."""
+    y_true, y_pred, probs = _check(y_true, y_pred, probs, label_names)
+    N, C = y_true.shape
+    n_pos = y_true.sum(0)  # (C,)
+    keep = np.flatnonzero(n_pos > 0)  # classes in the macro averages
+    auc_keep = np.flatnonzero((n_pos > 0) & (n_pos < N))  # ROC-AUC also needs a negative
+    yt_k, yp_k, pr_k = y_true[:, keep], y_pred[:, keep], probs[:, keep]
+
+    out: dict[str, Any] = {
+        "n_samples": int(N),
+        "n_classes": int(C),
+        "classes_without_positives": [label_names[c] for c in np.flatnonzero(n_pos == 0)],
+        "macro_over": int(keep.size),
+        "roc_auc_over": int(auc_keep.size),
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+        "samples_f1": float(f1_score(y_true, y_pred, average="samples", zero_division=0)),
+        "hamming_loss": float(hamming_loss(y_true, y_pred)),
+        "subset_accuracy": float(accuracy_score(y_true, y_pred)),
+    }
+    if keep.size:
+        out["macro_f1"] = float(f1_score(yt_k, yp_k, average="macro", zero_division=0))
+        out["macro_precision"] = float(precision_score(yt_k, yp_k, average="macro", zero_division=0))
+        out["macro_recall"] = float(recall_score(yt_k, yp_k, average="macro", zero_division=0))
+        out["macro_map"] = float(average_precision_score(yt_k, pr_k, average="macro"))
+        out["macro_balanced_accuracy"] = float(np.mean(
+            [_balanced_accuracy(y_true[:, c], y_pred[:, c]) for c in keep]))
+    else:
+        for k in ("macro_f1", "macro_precision", "macro_recall", "macro_map", "macro_balanced_accuracy"):
+            out[k] = None
+    out["macro_roc_auc"] = (float(roc_auc_score(y_true[:, auc_keep], probs[:, auc_keep], average="macro"))
+                            if auc_keep.size else None)
+
+    has_label = y_true.sum(1) > 0  # (N,)
+    top = probs.argmax(1)  # (N,) first column on ties
+    hits = y_true[np.arange(N), top][has_label]
+    out["hit_at_1"] = float(hits.mean()) if hits.size else None
+    out["hit_at_1_over"] = int(has_label.sum())
+    return out
+
+
+def _balanced_accuracy(t: np.ndarray, p: np.ndarray) -> float:
+    # A column that is all-positive in y_true makes sklearn warn that y_pred has a class
+    # y_true lacks; its balanced accuracy is then the recall, which is what we want.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(t, p))
+
+
+def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str],
+                    thresholds: np.ndarray | None = None,
+                    probs: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One row per genre: name, precision, recall, f1, support (# true positives in
+    y_true), plus ``threshold`` when given and ``ap`` (average precision, None for a class
+    without positives) when ``probs`` is given. zero_division=0 as in compute_metrics."""
+    y_true, y_pred, probs = _check(y_true, y_pred, probs, label_names)
+    P, R, F, S = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    rows: list[dict[str, Any]] = []
+    for c, name in enumerate(label_names):
+        row: dict[str, Any] = {"name": str(name), "precision": float(P[c]), "recall": float(R[c]),
+                               "f1": float(F[c]), "support": int(S[c])}
+        if thresholds is not None:
+            row["threshold"] = float(np.asarray(thresholds, dtype=np.float64).reshape(-1)[c])
+        if probs is not None:
+            row["ap"] = float(average_precision_score(y_true[:, c], probs[:, c])) if S[c] > 0 else None
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]], floatfmt: str = ".3f") -> str:
+    """Markdown table of ``rows`` (dicts with the same keys; column order from the first).
+    Floats use ``floatfmt``; None prints as "n/a"."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "n/a"
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |",
+             "|" + "|".join("---" if c == "name" else "---:" for c in cols) + "|"]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
