@@ -1,0 +1,190 @@
+"""Data set readers for stage 1: every layout becomes ``extract.records.Dataset``.
+
+Layouts (registry ``READERS``; ``--format auto`` picks one from the files):
+
+- ``mmimdb``: the raw MM-IMDb folder (``dataset/<id>.json`` + ``<id>.jpeg``, ``split.json``).
+- ``jsonl``: MM-IMDb as JSON lines (MMBT ``train/dev/test.jsonl``, Hugging Face example form).
+- ``table``: any CSV/TSV/JSONL table, columns chosen by flags (text-only, image-only too).
+
+``PRESETS`` fill the flags of a known data set, so ``--preset poster-subset --data DIR``
+is enough for the MM-IMDb poster subset. Labels are always names; splits come from a
+split column, a split file, the jsonl file names, or a seeded stratified split.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from extract.readers.jsonl import looks_like_mm_jsonl, read_jsonl, split_files
+from extract.readers.labels import LABEL_SETS
+from extract.readers.mmimdb_raw import PLOT_CHOICES, looks_like_mmimdb, read_mmimdb
+from extract.readers.splits import NORMALIZERS
+from extract.readers.table import AUTO, TABLE_SUFFIXES, read_table
+from extract.records import Dataset
+
+READERS: dict[str, Callable[["DatasetConfig"], Dataset]] = {
+    "mmimdb": read_mmimdb,
+    "jsonl": read_jsonl,
+    "table": read_table,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # ../shared/data/mmimdb-poster-subset: movies.csv (Id tt0086425, Genre "['Comedy', 'Drama']",
+    # one 0/1 column per genre, Overview), posters/<Id>.jpg, mmimdb_split.json of 7-digit ids.
+    "poster-subset": {
+        "format": "table",
+        "id_col": "Id",
+        "text_cols": ["plot=Overview"],
+        "image_dir": "posters",
+        "image_pattern": "{id}.jpg",
+        "label_col": "Genre",
+        "labels": "mmimdb23",
+        "split_file": "mmimdb_split.json",
+        "id_normalizer": "strip-tt",
+        "meta_cols": [],  # the other columns are the one-hot copy of Genre
+    },
+}
+
+# A preset value is skipped when the user gave one of these alternatives to it.
+_PRESET_YIELDS = {"label_col": ("label_cols",), "label_cols": ("label_col",),
+                  "split_file": ("split_col", "split_seed"), "split_col": ("split_file", "split_seed")}
+
+# Flags only the table reader reads, by field name and CLI flag.
+_TABLE_FLAGS = {"id_col": "--id-col", "text_cols": "--text-col", "image_col": "--image-col",
+                "image_dir": "--image-dir", "label_col": "--label-col", "label_cols": "--label-cols",
+                "split_col": "--split-col", "meta_cols": "--meta-col", "image_pattern": "--image-pattern"}
+
+
+def _as_list(value: Any) -> list[str]:
+    """A list flag given as a list or as one comma-separated string."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def _defaults(cfg: Any) -> dict[str, Any]:
+    """Default value of every dataclass field that has one."""
+    return {f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(cfg) if f.name != "path"}
+
+
+@dataclass
+class DatasetConfig:
+    """Where a data set is and how to read it; validated on creation, errors name the flag."""
+
+    path: Path  # data set root folder or file (--data)
+    format: str = "auto"  # a READERS name, or auto: detect from the files
+    preset: str | None = None  # a PRESETS name; fills every option left at its default (and not
+    # replaced by an alternative the user gave: --label-cols stops a preset's --label-col)
+    plot: str = "longest"  # MM-IMDb has several plot summaries per movie: longest | first | all
+    labels: str = "mmimdb23"  # GMU's 23 genres (others dropped, counted) | data: every name found
+    id_col: str | None = None  # unset: a column named "id" (any case), else the row number
+    text_cols: list[str] = field(default_factory=list)  # "column" or "name=column", one per text field
+    image_col: str | None = None  # image path per row, relative to image_dir or the table's folder
+    image_dir: Path | None = None  # folder of images, relative paths resolve against the data folder
+    image_pattern: str = "{id}.jpg"  # file name in image_dir when there is no image column
+    label_col: str | None = None  # one list cell: JSON list, Python list text, or label_sep-joined
+    label_cols: list[str] = field(default_factory=list)  # one-hot 0/1 columns by name, or ["auto"]
+    label_sep: str = "|"
+    split_col: str | None = None  # train/dev/test (val, validation, ... accepted); empty = no split
+    split_file: Path | None = None  # JSON {"train": [ids], "dev": [...], "test": [...]}
+    id_normalizer: str | None = None  # a NORMALIZERS name applied to ids before split-file matching
+    split_seed: int | None = None  # seeded stratified split, when there is no split column or file
+    split_ratios: tuple[float, float, float] = (0.6, 0.1, 0.3)  # train/dev/test for split_seed
+    limit: int | None = None  # keep only the first N records (quick looks; seeded splits use these N)
+    meta_cols: list[str] | None = None  # table columns kept in Record.meta; None: every unused column
+
+    def __post_init__(self) -> None:
+        if self.preset is not None:
+            if self.preset not in PRESETS:
+                raise ValueError(f"Unknown preset {self.preset!r} (--preset); choose from {list_presets()}")
+            defaults = _defaults(self)
+            given = {k for k, v in defaults.items() if getattr(self, k) != v}
+            for key, value in PRESETS[self.preset].items():
+                if key not in given and not given & set(_PRESET_YIELDS.get(key, ())):
+                    setattr(self, key, value)
+        self.path = Path(self.path)
+        self.image_dir = Path(self.image_dir) if self.image_dir is not None else None
+        self.split_file = Path(self.split_file) if self.split_file is not None else None
+        self.text_cols = _as_list(self.text_cols)
+        self.label_cols = _as_list(self.label_cols)
+        self.meta_cols = _as_list(self.meta_cols) if self.meta_cols is not None else None
+        self._validate()
+
+    def _validate(self) -> None:
+        choices = {"--format": (self.format, ["auto", *READERS]), "--plot": (self.plot, list(PLOT_CHOICES)),
+                   "--labels": (self.labels, list(LABEL_SETS))}
+        for flag, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"Unknown {flag} {value!r}; choose from {allowed}")
+        if self.id_normalizer is not None and self.id_normalizer not in NORMALIZERS:
+            raise ValueError(f"Unknown --id-normalizer {self.id_normalizer!r}; choose from {sorted(NORMALIZERS)}")
+        if self.label_col is not None and self.label_cols:
+            raise ValueError("give --label-col (one list column) or --label-cols (0/1 columns), not both")
+        if AUTO in self.label_cols and len(self.label_cols) > 1:
+            raise ValueError(f"--label-cols {AUTO} takes no other column names; got {self.label_cols}")
+        if not self.label_sep:
+            raise ValueError("--label-sep must not be empty")
+        if "{id}" not in self.image_pattern:
+            raise ValueError(f"--image-pattern {self.image_pattern!r} must contain {{id}}, e.g. '{{id}}.jpg'")
+        sources = [f for f, v in (("--split-col", self.split_col), ("--split-file", self.split_file),
+                                  ("--split-seed", self.split_seed)) if v is not None]
+        if len(sources) > 1:
+            raise ValueError(f"give one split source, not {' and '.join(sources)}")
+        self.split_ratios = tuple(float(r) for r in self.split_ratios)  # type: ignore[assignment]
+        r = self.split_ratios
+        if len(r) != 3 or min(r) < 0 or r[0] <= 0 or abs(sum(r) - 1) > 1e-6:
+            raise ValueError(f"--split-ratios {list(r)} must be three train/dev/test fractions >= 0 "
+                             "summing to 1, with train > 0")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit {self.limit} must be at least 1")
+        names = [n.partition("=")[0].strip() if "=" in n else n for n in self.text_cols]
+        if len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"--text-col fields {names} must be non-empty and distinct")
+
+
+def _table_flags_set(cfg: DatasetConfig) -> list[str]:
+    """The table-only flags that differ from their defaults."""
+    defaults = _defaults(cfg)
+    return [flag for name, flag in _TABLE_FLAGS.items() if getattr(cfg, name) != defaults[name]]
+
+
+def detect_format(cfg: DatasetConfig) -> str:
+    """The reader for cfg.path: table flags mean table; else look at the files."""
+    path = cfg.path
+    if _table_flags_set(cfg):
+        return "table"
+    if path.is_dir():
+        if looks_like_mmimdb(path):
+            return "mmimdb"
+        return "jsonl" if split_files(path) else "table"
+    if path.suffix.lower() == ".jsonl" and looks_like_mm_jsonl(path):
+        return "jsonl"
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        return "table"
+    raise ValueError(f"cannot tell the format of {path} (--data); pass --format, one of {list_readers()}")
+
+
+def load_dataset(cfg: DatasetConfig) -> Dataset:
+    """Read the data set cfg describes (see the module docstring for layouts)."""
+    if not cfg.path.exists():
+        raise FileNotFoundError(f"data set {cfg.path} not found (--data)")
+    fmt = detect_format(cfg) if cfg.format == "auto" else cfg.format
+    if fmt != "table":
+        set_flags = _table_flags_set(cfg)
+        if set_flags:
+            raise ValueError(f"{', '.join(set_flags)} apply to --format table only, not {fmt!r}")
+    dataset = READERS[fmt](cfg)
+    dataset.options["format"] = fmt
+    return dataset
+
+
+def list_readers() -> list[str]:
+    return sorted(READERS)
+
+
+def list_presets() -> list[str]:
+    return sorted(PRESETS)

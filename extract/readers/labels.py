@@ -1,0 +1,102 @@
+"""Label handling shared by every reader: parse label cells, fix name quirks, apply a label set.
+
+Labels are always names (never column indices). Two label sets exist:
+``mmimdb23`` keeps the 23 genres of the GMU paper (Arevalo et al. 2017, arXiv:1702.01992,
+Table 1) in that order and drops every other name, counting it; ``data`` keeps every name
+seen on at least one record, sorted.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections import Counter
+from typing import Any
+
+from extract.records import MMIMDB_GENRES, Record
+
+LABEL_SETS = ("mmimdb23", "data")
+
+# Spellings seen in IMDb dumps and Kaggle copies, keyed by _key(name): "Sci-fi", "SciFi",
+# "Science Fiction", "Film Noir", "film-noir" all name one GMU genre.
+_ALIASES = {"sciencefiction": "Sci-Fi"}
+_CANONICAL = {re.sub(r"[^a-z0-9]", "", g.lower()): g for g in MMIMDB_GENRES}
+
+# One-hot cell values; anything else is a user error (a text column given by mistake).
+_TRUE = {"1", "1.0", "true", "yes", "y", "t"}
+_FALSE = {"0", "0.0", "false", "no", "n", "f", ""}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def canonical_label(name: str) -> str:
+    """Map spelling variants of a GMU genre ("Sci-fi", "Film Noir") to its GMU name; else strip."""
+    name = name.strip()
+    k = _key(name)
+    return _CANONICAL.get(k) or _ALIASES.get(k) or name
+
+
+def parse_label_cell(value: Any, sep: str, where: str) -> list[str]:
+    """Label names from one cell: a list, a JSON list, a Python-literal list, or ``sep``-joined text."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        text = str(value).strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            items = _parse_list_literal(text, where)
+        else:
+            items = text.split(sep)
+    return [str(i).strip() for i in items if i is not None and str(i).strip()]
+
+
+def _parse_list_literal(text: str, where: str) -> list[Any]:
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            items = ast.literal_eval(text)
+        except (ValueError, SyntaxError) as e:
+            raise ValueError(f"{where}: cannot parse label list {text!r} ({e}); "
+                             "write it as a JSON list, a Python list, or names joined by --label-sep") from e
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"{where}: label cell {text!r} is not a list")
+    return list(items)
+
+
+def parse_onehot(value: Any, column: str, where: str) -> bool:
+    """True/False from a 0/1 cell of a one-hot label column."""
+    text = "" if value is None else str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{where}: one-hot label column {column!r} holds {value!r}; expected 0/1 "
+                     "(use --label-col for a list-valued column)")
+
+
+def apply_label_set(records: list[Record], label_set: str) -> tuple[list[str], dict[str, int]]:
+    """Canonicalise every record's labels in place, drop names outside the set.
+
+    Returns (label_names, dropped) where dropped counts removed names per name.
+    Each record's labels end up unique and in label_names order.
+    """
+    if label_set not in LABEL_SETS:
+        raise ValueError(f"Unknown label set {label_set!r} (--labels); choose from {list(LABEL_SETS)}")
+    for r in records:
+        r.labels = list(dict.fromkeys(canonical_label(n) for n in r.labels))
+    if label_set == "mmimdb23":
+        names = list(MMIMDB_GENRES)
+    else:
+        names = sorted({n for r in records for n in r.labels})
+    index = {n: i for i, n in enumerate(names)}
+    dropped: Counter[str] = Counter()
+    for r in records:
+        dropped.update(n for n in r.labels if n not in index)
+        r.labels = sorted((n for n in r.labels if n in index), key=index.__getitem__)
+    return names, dict(sorted(dropped.items()))
