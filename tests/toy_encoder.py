@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 import torch
 
 from extract.encoders.base import EncodeOutput, Encoder, register_encoder
@@ -24,7 +25,7 @@ class ToyImage(Encoder):
 
     def preprocess(self, raw):  # noqa: ANN001
         im = raw.resize((self.options["size"], self.options["size"]))
-        return torch.tensor(list(im.getdata()), dtype=torch.float32).T.reshape(3, self.options["size"], -1) / 255
+        return torch.from_numpy(np.asarray(im, dtype=np.float32)).permute(2, 0, 1) / 255  # (3, H, W)
 
     def encode(self, batch: torch.Tensor, tokens: bool = False) -> EncodeOutput:
         time.sleep(float(os.environ.get("TOY_SLEEP", self.options["sleep"])))
