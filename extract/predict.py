@@ -100,9 +100,9 @@ def _rebuild_encoder(path: Path, attrs: dict[str, Any], device: torch.device) ->
         with h5py.File(path, "r") as f:
             if "extra_state" not in f:
                 raise ValueError(f"{path} has no fitted state for encoder {attrs['encoder']!r}; re-extract it")
-            enc.set_extra_state(f["extra_state"][...].tobytes())
+            enc.load_extra_state(f["extra_state"][...].tobytes())
     try:
-        enc.load(device)
+        enc.build(device)
     except (OSError, ValueError) as e:
         raise ValueError(f"cannot load encoder {attrs['encoder']!r} with weights {attrs['weights']!r} "
                          f"recorded in {path.name}: {e}") from None

@@ -189,7 +189,7 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
         todo = sorted(set(range(n_batches)) - writer.done_batches())
         if enc.needs_fit:
             enc.fit([r.texts.get(cfg.text_field, "") for r in ds.records if r.split == "train"])
-        enc.load(device)
+        enc.build(device)
         if todo:
             _run_batches(cfg, enc, ds, writer, todo, n, device, progress)
         header = {"ids": np.array([r.id for r in ds.records], dtype=object),

@@ -95,6 +95,21 @@ class Encoder:
         return {}
 
     # ---- shared -------------------------------------------------------------------------
+    def build(self, device: torch.device) -> None:
+        """load() under a fixed seed: 'random' weights are then identical in every process,
+        so a resumed extraction or a later `predict` sees the same random model."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.load(device)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers need the preprocessing / tokenizer only, never the model.
+        state = dict(self.__dict__)
+        state["model"] = None
+        if "_transform" in state:
+            state["_transform"] = None  # rebuilt lazily in the worker
+        return state
+
     def weights_tag(self) -> str:
         """The weights as recorded in the cache: a name/tag, or a local file plus its hash."""
         p = Path(self.weights)

@@ -1,0 +1,198 @@
+"""ImageNet CNN encoders from torchvision (`resnet18`, `resnet50`) and the shared CNN plumbing.
+
+Features are the penultimate, globally average-pooled activations (ResNet-18: 512-d,
+ResNet-50: 2048-d; He et al. 2016, arXiv:1512.03385). With `tokens=True` the final conv
+map (B, C, 7, 7) is flattened to (B, 49, C) with an all-true mask.
+
+`ImagePreprocess` and `ConvNetEncoder` are shared with the EfficientNet-Lite encoder in
+offline.py: one resize -> center-crop -> normalize pipeline, one channels_last forward.
+
+Weights: a torchvision weight enum name ("IMAGENET1K_V1", "IMAGENET1K_V2", "DEFAULT";
+downloaded by torchvision), a local .pth state dict of the full torchvision model, or
+"random". The preprocessing follows the weights: an enum brings its own resize/crop/mean/std
+(IMAGENET1K_V2 resizes to 232), anything else uses resize 256, crop 224, ImageNet mean/std.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from extract.encoders.base import EncodeOutput, Encoder, register_encoder
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """Eval-time ImageNet-style preprocessing: resize shorter side, center crop, normalize."""
+
+    resize: int  # shorter side after resizing, pixels
+    crop: int  # square center crop fed to the network
+    mean: tuple[float, ...]  # per channel, on the [0, 1] scale
+    std: tuple[float, ...]
+    interpolation: str = "bilinear"  # "bilinear" | "bicubic"
+
+    def build(self) -> Any:
+        """The torchvision transform: PIL RGB image -> float tensor (3, crop, crop)."""
+        from torchvision import transforms as T
+
+        mode = T.InterpolationMode(self.interpolation)
+        return T.Compose([
+            T.Resize(self.resize, interpolation=mode, antialias=True),
+            T.CenterCrop(self.crop),
+            T.ToTensor(),
+            T.Normalize(self.mean, self.std),
+        ])
+
+    def info(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+
+def load_weights_file(module: torch.nn.Module, path: str | Path, encoder: str) -> None:
+    """Load a local state dict file strictly; a partial load would silently change the features."""
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    missing, unexpected = module.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"weights file {path} does not fit encoder {encoder!r}: {len(missing)} missing keys "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+
+
+def looks_like_path(weights: str) -> bool:
+    return "/" in weights or "\\" in weights or weights.endswith((".pth", ".pt", ".bin", ".safetensors"))
+
+
+class ConvNetEncoder(Encoder):
+    """A CNN whose last conv map is average-pooled into the features.
+
+    Subclasses set `feature_dim` and implement `_build_model()` (weights loaded, eval mode not
+    needed) and `_feature_map(x)` -> (B, C, h, w), and `image_preprocess()`.
+    The attribute `model` is the module whose `state_dict()` the `state_dict=` file must match.
+    """
+
+    modality: ClassVar[str] = "image"
+    feature_dim: ClassVar[int]
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.model: torch.nn.Module | None = None
+        self._transform: Any = None  # built lazily in the worker that calls preprocess()
+
+    # ---- to implement -----------------------------------------------------------------
+    def image_preprocess(self) -> ImagePreprocess:
+        raise NotImplementedError
+
+    def _build_model(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ---- shared -----------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.feature_dim
+
+    def load(self, device: torch.device) -> None:
+        model = self._build_model()
+        self._load_state_dict(model)
+        # channels_last: faster convolutions with oneDNN on CPU and with cuDNN on GPU.
+        self.model = model.eval().to(device, memory_format=torch.channels_last)
+        self.device = device
+
+    def preprocess(self, raw: Any) -> torch.Tensor:
+        if self._transform is None:
+            self._transform = self.image_preprocess().build()
+        return self._transform(raw.convert("RGB"))  # (3, crop, crop)
+
+    def encode(self, batch: torch.Tensor, tokens: bool = False) -> EncodeOutput:
+        if self.model is None:
+            raise ValueError(f"encoder {self.name!r}: call load(device) before encode()")
+        x = batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        fmap = self._feature_map(x)  # (B, C, h, w)
+        feats = fmap.float().mean(dim=(2, 3))  # (B, C): global average pool
+        out = EncodeOutput(features=feats.cpu())
+        if tokens:
+            tok = fmap.float().flatten(2).transpose(1, 2)  # (B, h*w, C)
+            out.tokens = tok.contiguous().cpu()
+            out.token_mask = torch.ones(tok.shape[:2], dtype=torch.bool)  # (B, h*w)
+        return out
+
+    def preprocess_info(self) -> dict[str, Any]:
+        return self.image_preprocess().info()
+
+
+
+class _TorchvisionResNet(ConvNetEncoder):
+    arch: ClassVar[str]
+    default_weights: ClassVar[str] = "IMAGENET1K_V1"
+    needs_internet: ClassVar[bool] = True
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._weights_enum()  # validate early: unknown names fail before any work
+
+    def _weights_enum(self) -> Any:
+        """The torchvision weights enum member, or None for "random" / a local file."""
+        if self.weights == "random":
+            return None
+        if Path(self.weights).is_file():
+            return None
+        if looks_like_path(self.weights):
+            raise FileNotFoundError(f"weights file {self.weights} for encoder {self.name!r} does not exist")
+        from torchvision.models import get_model_weights
+
+        enum = get_model_weights(self.arch)
+        names = [w.name for w in enum] + ["DEFAULT"]
+        if self.weights not in names:
+            raise ValueError(f"encoder {self.name!r}: unknown weights {self.weights!r}; choose from "
+                             f"{names}, 'random', or a local .pth file")
+        return enum[self.weights]
+
+    def image_preprocess(self) -> ImagePreprocess:
+        w = self._weights_enum()
+        if w is None:
+            return ImagePreprocess(resize=256, crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        t = w.transforms()  # torchvision's own eval transform for these weights (no download)
+        return ImagePreprocess(resize=int(t.resize_size[0]), crop=int(t.crop_size[0]),
+                               mean=tuple(t.mean), std=tuple(t.std), interpolation=t.interpolation.value)
+
+    def weights_tag(self) -> str:
+        w = self._weights_enum()
+        return f"torchvision:{self.arch}.{w.name}" if w is not None else super().weights_tag()
+
+    def _build_model(self) -> torch.nn.Module:
+        from torchvision.models import get_model
+
+        w = self._weights_enum()
+        model = get_model(self.arch, weights=w)
+        if w is None and self.weights != "random":
+            load_weights_file(model, self.weights, self.name)
+        return model
+
+    def _feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+        return m.layer4(m.layer3(m.layer2(m.layer1(x))))  # (B, C, H/32, W/32)
+
+
+@register_encoder
+class ResNet18Encoder(_TorchvisionResNet):
+    name: ClassVar[str] = "resnet18"
+    arch: ClassVar[str] = "resnet18"
+    feature_dim: ClassVar[int] = 512
+
+
+@register_encoder
+class ResNet50Encoder(_TorchvisionResNet):
+    name: ClassVar[str] = "resnet50"
+    arch: ClassVar[str] = "resnet50"
+    feature_dim: ClassVar[int] = 2048
