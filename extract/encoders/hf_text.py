@@ -53,7 +53,7 @@ def _tiny_vocab() -> list[str]:
              "man", "woman", "young", "life", "love", "family", "world", "story", "film", "city",
              "war", "police", "murder", "killer", "detective", "friends", "new", "finds", "must"]
     pieces = ["##" + c for c in chars if c.isalnum()]
-    return special + chars + words + pieces
+    return list(dict.fromkeys(special + chars + words + pieces))  # unique: ids must be dense
 
 
 def tiny_tokenizer() -> Any:

@@ -1,0 +1,24 @@
+"""Fusion heads: importing this package registers every head in ``FUSIONS``.
+
+Use ``create_fusion(name, dims, num_classes, token_dims=None, **head_kwargs)`` and
+``list_fusions()``; each head module's docstring gives its paper, equations and the way
+it treats missing modalities.
+"""
+from train_heads.fusion import (  # noqa: F401  (imported to register)
+    avg_probs,
+    centralnet,
+    concat,
+    cross_attention,
+    gmu,
+    late,
+    linear,
+    linear_sum,
+    maxout,
+    mcam_smsam,
+    mlp,
+    moe,
+    swiglu_attn,
+)
+from train_heads.fusion.base import FUSIONS, FusionHead, create_fusion, list_fusions, register_fusion
+
+__all__ = ["FUSIONS", "FusionHead", "create_fusion", "list_fusions", "register_fusion"]
