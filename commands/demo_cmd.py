@@ -32,7 +32,8 @@ def demo(
     typer.echo(f"data set: {data} ({n} movies, MM-IMDb raw layout)")
     caches = {}
     for modality, encoder in (("image", "efficientnet-lite0"), ("text", "minilm")):
-        res = run_extract(ExtractConfig(dataset=DatasetConfig(path=data, format="mmimdb"), encoder=encoder,
+        res = run_extract(ExtractConfig(dataset=DatasetConfig(path=data, format="mmimdb", labels="data"),
+                                        encoder=encoder,
                                         out=root / "caches", workers=workers, command=command_line()))
         caches[modality] = str(res.path)
         info = open_info(res.path)

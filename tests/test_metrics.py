@@ -202,3 +202,15 @@ def test_metrics_reject_bad_shapes():
         compute_metrics(y, probs, y, NAMES[:-1])
     with pytest.raises(ValueError, match="same shape"):
         compute_metrics(y, probs, y[:, :2], NAMES)
+
+
+def test_macro_f1_at_equals_compute_metrics():
+    from train_heads.thresholds import apply_thresholds, macro_f1_at
+
+    rng = np.random.default_rng(5)
+    y = (rng.random((200, 6)) < 0.3).astype(np.uint8)
+    y[:, 2] = 0  # a class without positives is excluded in both
+    p = rng.random((200, 6))
+    thr = rng.uniform(0.2, 0.8, 6)
+    ref = compute_metrics(y, p, apply_thresholds(p, thr), [f"g{i}" for i in range(6)])["macro_f1"]
+    assert macro_f1_at(p, y, thr) == pytest.approx(ref, abs=1e-12)

@@ -159,3 +159,13 @@ def threshold_curve(probs: np.ndarray, y: np.ndarray, grid: np.ndarray | None = 
         "micro_f1": [float(v) for v in curves["micro_f1"]],
         "per_class_f1": {n: [float(v) for v in curves["per_class_f1"][:, c]] for c, n in enumerate(names)},
     }
+
+
+def macro_f1_at(probs: np.ndarray, y: np.ndarray, thr: np.ndarray) -> float:
+    """Macro-F1 over classes with positives at thresholds thr (C,): the cheap per-epoch score
+    (numpy only; equals metrics.compute_metrics' macro_f1, tested)."""
+    probs, yb = _check(probs, y)
+    pred = probs >= np.asarray(thr)[None, :]  # (N, C)
+    tp, pred_pos, pos = (pred & yb).sum(0), pred.sum(0), yb.sum(0)
+    has = pos > 0
+    return float(_f1(tp, pred_pos, pos)[has].mean()) if has.any() else 0.0

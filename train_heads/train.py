@@ -22,7 +22,7 @@ from train_heads.fusion import create_fusion
 from train_heads.fusion.base import FusionHead
 from train_heads.losses import create_loss, needs_pos_weight, pos_weight_from_labels
 from train_heads.metrics import compute_metrics
-from train_heads.thresholds import apply_thresholds, tune_thresholds
+from train_heads.thresholds import apply_thresholds, macro_f1_at, tune_thresholds
 
 
 @dataclass
@@ -60,9 +60,9 @@ def predict_probs(head: FusionHead, fs: FeatureSet, rows: torch.Tensor, batch_si
     return torch.cat(out).cpu().numpy() if out else np.zeros((0, len(fs.label_names)), np.float32)
 
 
-def _dev_score(cfg: HeadConfig, probs: np.ndarray, y: np.ndarray, names: list[str]) -> float:
-    thr = tune_thresholds(cfg.threshold, probs, y)
-    return compute_metrics(y, probs, apply_thresholds(probs, thr), names)["macro_f1"]
+def _dev_score(cfg: HeadConfig, probs: np.ndarray, y: np.ndarray) -> float:
+    """Dev macro-F1 with thresholds tuned on dev by the run's strategy (early-stopping score)."""
+    return macro_f1_at(probs, y, tune_thresholds(cfg.threshold, probs, y))
 
 
 def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) -> TrainResult:
@@ -107,7 +107,7 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
     for epoch in bar:
         head.train()
         perm = rows["train"][torch.randperm(n_train, generator=gen).to(device)]
-        total = 0.0
+        total = torch.zeros((), device=device)  # summed on device: no sync per step
         for i in range(0, n_train, cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
             with amp:
@@ -120,9 +120,10 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
             step += 1
             if warmup is not None and step <= warmup_steps:
                 warmup.step()
-            total += float(loss) * len(idx)
+            total += loss.detach() * len(idx)
+        total = float(total)
         dev_probs = predict_probs(head, fs, rows["dev"])
-        score = _dev_score(cfg, dev_probs, y["dev"], fs.label_names)
+        score = _dev_score(cfg, dev_probs, y["dev"])
         history.append({"epoch": epoch, "train_loss": total / n_train, "dev_macro_f1": score,
                         "lr": opt.param_groups[0]["lr"]})
         bar.set_postfix(loss=f"{total / n_train:.4f}", dev_f1=f"{score:.4f}")

@@ -1,0 +1,25 @@
+"""`report`: figures (PNG + the plotted numbers as JSON) and a Markdown page for runs or a sweep."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from commands._common import user_errors
+
+
+@user_errors
+def report(
+    target: Annotated[Path, typer.Argument(help="A run folder, a folder of runs, or a sweep folder.")],
+    out: Annotated[Optional[Path], typer.Option(help="Where report.md and the figures go (default: TARGET/report).")] = None,
+    run: Annotated[Optional[list[str]], typer.Option("--run", help="Run or configuration to show (name or unique part), repeatable; default: the best --top.")] = None,
+    top: Annotated[int, typer.Option(help="Without --run: show the best N configurations.")] = 4,
+    metric: Annotated[str, typer.Option(help="Test metric that ranks configurations.")] = "macro_f1",
+) -> None:
+    """Per-genre F1, GMU/MoE gate analysis, modality weights, training curves, genre
+    co-occurrence and threshold curves of the chosen runs."""
+    from train_heads.report import build_report
+
+    res = build_report(target, out, run, top, metric)
+    typer.echo(f"{res.markdown} with {len(res.figures)} figures: {', '.join(res.figures)}")

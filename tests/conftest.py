@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny generated data set in MM-IMDb raw layout and caches made from it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)  # several test processes share two cores
+
+
+def subset_dir() -> Path | None:
+    """The real poster subset: $MMGENRE_SUBSET or ../shared/data/mmimdb-poster-subset."""
+    p = Path(os.environ.get("MMGENRE_SUBSET", REPO.parent / "shared/data/mmimdb-poster-subset"))
+    return p if (p / "movies.csv").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from extract.demo_data import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("tiny") / "data", n=120, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_caches(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """image = toy colour features, text = TF-IDF: fast, deterministic, no weights needed."""
+    import tests.toy_encoder  # noqa: F401
+    from extract.datasets import DatasetConfig
+    from extract.run import ExtractConfig, run_extract
+
+    out = tmp_path_factory.mktemp("caches")
+    ds = DatasetConfig(path=tiny_data, format="mmimdb")
+    img = run_extract(ExtractConfig(dataset=ds, encoder="toy-image", out=out, workers=0), progress=False)
+    txt = run_extract(ExtractConfig(dataset=ds, encoder="tfidf", out=out, workers=0,
+                                    options={"min_df": 1}), progress=False)
+    return {"image": img.path, "text": txt.path}
