@@ -51,5 +51,8 @@ def extract(
         typer.echo(f"up to date: {res.path} (same settings already extracted)")
     else:
         typer.echo(f"wrote {res.path}: {res.n} rows x {res.dim} dims in {res.seconds:.1f}s")
+    if res.no_train_positive:
+        typer.echo(f"genres with no training positive ({len(res.no_train_positive)}): "
+                   + ", ".join(res.no_train_positive))
     if res.missing:
         typer.echo("missing (masked, not zero-filled): " + ", ".join(f"{k}={v}" for k, v in res.missing.items()))

@@ -55,3 +55,5 @@ def train_head(
     typer.echo(f"{path}: best epoch {m['best_epoch']}/{m['epochs']}  test macro-F1 {t['macro_f1']:.4f} "
                f"micro-F1 {t['micro_f1']:.4f} ({threshold}); at 0.5: macro {t5['macro_f1']:.4f} "
                f"micro {t5['micro_f1']:.4f}")
+    if t["classes_without_positives"]:
+        typer.echo(f"excluded from macro averages (no test positive): {', '.join(t['classes_without_positives'])}")

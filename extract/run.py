@@ -105,6 +105,7 @@ class ExtractResult:
     dim: int
     missing: dict[str, int]
     seconds: float
+    no_train_positive: list[str] = field(default_factory=list)  # label names never positive in train
 
 
 # ---------------------------------------------------------------------------------------
@@ -178,7 +179,9 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
         from cache.store import open_info
 
         info = open_info(final)  # refuses a damaged file instead of skipping over it
-        return ExtractResult(final, True, info.n, info.dim, info.attrs.get("missing", {}), 0.0)
+        missing = {k: v for k, v in info.attrs.get("missing", {}).items() if k != "ids_first_1000"}
+        return ExtractResult(final, True, info.n, info.dim, missing, 0.0,
+                             ds.labels_without_train_positive())
     final.parent.mkdir(parents=True, exist_ok=True)
 
     n = len(ds.records)
@@ -200,7 +203,7 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
         seconds = time.perf_counter() - t0
         attrs = _attrs(cfg, enc, ds, settings, key, missing, status, seconds, resumed=len(todo) < n_batches)
         writer.finish(n_batches, header, attrs, cfg.dtype, enc.extra_state())
-    return ExtractResult(final, False, n, enc.dim, missing, seconds)
+    return ExtractResult(final, False, n, enc.dim, missing, seconds, ds.labels_without_train_positive())
 
 
 def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWriter,

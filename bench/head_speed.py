@@ -1,0 +1,107 @@
+"""Head training speed.
+
+A. Real subset (EfficientNet-Lite0 + MiniLM caches): wall time of `train-head --fusion gmu`
+   to early-stop (features loaded, training, threshold tuning, run folder written) against
+   sklearn one-vs-rest LogisticRegression on the same concatenated features, same run.
+B. Epochs/s of every registered head on an MM-IMDb-sized random feature set
+   (25,959 x (1,280 + 384), 23 genres, official split sizes), features in memory.
+
+    python bench/head_speed.py [--data DIR] [--caches caches] [--epochs 3] [--skip-real]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, subset_dir
+
+import numpy as np
+import torch
+
+from cache.features import FeatureSet, load_features, resolve_cache
+from train_heads.config import HeadConfig
+from train_heads.fusion import FUSIONS, list_fusions
+from train_heads.thresholds import apply_thresholds, tune_thresholds
+from train_heads.metrics import compute_metrics
+
+
+def real_subset(caches: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    from train_heads.runs import train_and_write
+
+    feats = {"image": str(resolve_cache("efficientnet-lite0", caches)), "text": str(resolve_cache("minilm", caches))}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        _, m = train_and_write(HeadConfig(features=feats, fusion="gmu", out=tmp, name="gmu"), progress=False)
+        t_gmu = time.perf_counter() - t0
+    fs = load_features(feats)
+    X = torch.cat([fs.X["image"], fs.X["text"]], 1).numpy()
+    Y = fs.Y.numpy().astype(np.uint8)
+    tr, dv, te = (fs.split == "train"), (fs.split == "dev"), (fs.split == "test")
+    keep = Y[tr].sum(0) > 0  # OvR LR cannot fit a genre with no train positive
+    t0 = time.perf_counter()
+    sc = StandardScaler().fit(X[tr])
+    clf = OneVsRestClassifier(LogisticRegression(C=0.05, max_iter=1000)).fit(sc.transform(X[tr]), Y[tr][:, keep])
+    t_lr = time.perf_counter() - t0
+    P = {s: np.zeros((int(m_.sum()), Y.shape[1])) for s, m_ in (("dev", dv), ("test", te))}
+    P["dev"][:, keep], P["test"][:, keep] = clf.predict_proba(sc.transform(X[dv])), clf.predict_proba(sc.transform(X[te]))
+    thr = tune_thresholds("per_class", P["dev"], Y[dv])
+    lr = compute_metrics(Y[te], P["test"], apply_thresholds(P["test"], thr), fs.label_names)
+    print(f"[A] real subset, {int(tr.sum())} train / {int(dv.sum())} dev / {int(te.sum())} test, "
+          f"features {fs.dims}")
+    print(f"    train-head gmu (early stop at epoch {m['best_epoch']}/{m['epochs']}): {t_gmu:6.2f} s  "
+          f"test macro-F1 {m['test']['macro_f1']:.4f} micro-F1 {m['test']['micro_f1']:.4f}")
+    print(f"    sklearn OvR LogisticRegression:            {t_lr:6.2f} s  "
+          f"test macro-F1 {lr['macro_f1']:.4f} micro-F1 {lr['micro_f1']:.4f}")
+    print(f"    gmu time / LR time = {t_gmu / t_lr:.2f}  (target: gmu < 5 s and faster than LR)")
+
+
+def random_featureset(seed: int = 0) -> FeatureSet:
+    """MM-IMDb-sized: 25,959 rows, image 1280-d, text 384-d, 23 genres, official split sizes."""
+    g = torch.Generator().manual_seed(seed)
+    n, c = 25_959, 23
+    split = np.array(["train"] * 15_552 + ["dev"] * 2_608 + ["test"] * 7_799)
+    rate = torch.linspace(0.02, 0.45, c)  # MM-IMDb-like: Drama ~half, rare genres ~1-2 %
+    Y = (torch.rand(n, c, generator=g) < rate).float()
+    X = {"image": torch.randn(n, 1280, generator=g), "text": torch.randn(n, 384, generator=g)}
+    present = {m: torch.ones(n, dtype=torch.bool) for m in X}
+    return FeatureSet(np.array([str(i) for i in range(n)]), split, [f"g{i}" for i in range(c)], Y, X, present)
+
+
+def epochs_per_second(epochs: int) -> None:
+    from train_heads.train import train
+
+    fs = random_featureset()
+    print(f"[B] epochs/s on a random MM-IMDb-sized feature set (25,959 x (1,280 + 384)), "
+          f"batch 128, {torch.get_num_threads()} threads, each epoch includes the dev pass")
+    for name in list_fusions():
+        kw = {"modality": "image"} if FUSIONS[name].min_modalities == 1 else {}
+        cfg = HeadConfig(features={}, fusion=name, fusion_kw=kw, max_epochs=epochs, patience=epochs + 1)
+        t0 = time.perf_counter()
+        res = train(cfg, fs=fs, progress=False)
+        dt = time.perf_counter() - t0
+        print(f"    {name:<16} {len(res.history) / dt:6.2f} epochs/s  ({dt / len(res.history):.2f} s/epoch)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data")
+    ap.add_argument("--caches", default=str(REPO / "caches"),
+                    help="folder with the subset's efficientnet-lite0 and minilm caches "
+                         "(make them with `cli.py extract --preset poster-subset ...`)")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--skip-real", action="store_true")
+    a = ap.parse_args()
+    if not a.skip_real:
+        subset_dir(a.data)
+        real_subset(Path(a.caches))
+    epochs_per_second(a.epochs)
+
+
+if __name__ == "__main__":
+    main()
