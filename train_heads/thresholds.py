@@ -54,7 +54,7 @@ def f1_counts(probs: np.ndarray, y: np.ndarray, grid: np.ndarray
     actual positives (C,), where "predicted" means prob >= grid value."""
     probs, yb = _check(probs, y)
     grid = _check_grid(grid)
-    G, (N, C) = grid.size, probs.shape
+    G, C = grid.size, probs.shape[1]
     # bin[n, c] = number of grid values <= p[n, c]  ->  p >= grid[j]  iff  j < bin.
     bins = np.searchsorted(grid, probs, side="right")  # (N, C) in 0..G
     flat = bins * C + np.arange(C)  # (N, C) index into a (G+1, C) histogram
