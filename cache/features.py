@@ -59,6 +59,26 @@ class FeatureSet:
                 out[f"{m}.token_mask"] = self.token_mask[m][idx]
         return out
 
+    def standardize(self, rows: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """z-score every modality's pooled features with mean/std of `rows` (the train split),
+        counting present items only; absent rows stay zero. Returns the statistics.
+
+        Encoders differ by orders of magnitude (MiniLM rows are unit-norm, EfficientNet's
+        are not), so without this the larger modality dominates a fusion head's first layer.
+        """
+        stats = {}
+        for m, x in self.X.items():
+            keep = rows[self.present[m][rows]]
+            mean, std = x[keep].mean(0), x[keep].std(0).clamp_min(1e-6)
+            stats[m] = (mean, std)
+        self.apply_standardize(stats)
+        return stats
+
+    def apply_standardize(self, stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        for m, (mean, std) in stats.items():
+            x = (self.X[m] - mean.to(self.X[m].device)) / std.to(self.X[m].device)
+            self.X[m] = torch.where(self.present[m][:, None], x, torch.zeros((), device=x.device))
+
     def to(self, device: torch.device | str) -> "FeatureSet":
         mv = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
         return FeatureSet(self.ids, self.split, self.label_names, self.Y.to(device), mv(self.X),

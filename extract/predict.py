@@ -36,6 +36,7 @@ class Predictor:
     use_tokens: dict[str, bool]
     label_names: list[str]
     thresholds: np.ndarray
+    norm: dict[str, tuple[torch.Tensor, torch.Tensor]]  # train-split feature statistics
 
     @classmethod
     def from_run(cls, run: str | Path, device: str = "cpu") -> "Predictor":
@@ -53,7 +54,8 @@ class Predictor:
                              token_dims=ck["token_dims"] or None, **ck["fusion_kw"])
         head.load_state_dict(ck["state_dict"])
         head.eval()
-        return cls(head, encoders, dtypes, use_tokens, ck["label_names"], np.asarray(ck["thresholds"]))
+        return cls(head, encoders, dtypes, use_tokens, ck["label_names"], np.asarray(ck["thresholds"]),
+                   ck.get("norm", {}))
 
     @torch.no_grad()
     def predict(self, items: list[Item]) -> np.ndarray:
@@ -69,6 +71,9 @@ class Predictor:
                                      tokens=self.use_tokens[m])
                 # Round to the cache dtype: the head was trained on those values.
                 x[ok] = out.features.float().cpu().to(getattr(torch, self.dtypes[m])).float()
+                if m in self.norm:  # the head saw z-scored features
+                    mean, std = self.norm[m]
+                    x[ok] = (x[ok] - mean) / std
                 if self.use_tokens[m]:
                     tok = torch.zeros(len(items), *out.tokens.shape[1:])
                     mask = torch.zeros(len(items), out.tokens.shape[1], dtype=torch.bool)

@@ -100,3 +100,27 @@ def test_predict_from_run(tiny_caches: dict[str, Path], tiny_data: Path, tmp_pat
     assert "input:" in out
     _user_error(["predict", tmp_path / "r", "--image", tmp_path / "none.jpg"], "does not exist")
     _user_error(["predict", tmp_path / "r"], "--image")
+
+
+def test_predict_reproduces_saved_test_probabilities(tiny_caches: dict[str, Path], tiny_data: Path,
+                                                     tmp_path: Path) -> None:
+    """predict (encoders rebuilt from the cache records, dtype rounding, train z-scoring) must
+    give the probabilities the run saved for the same test movies."""
+    import csv
+
+    import numpy as np
+
+    from extract.predict import Item, Predictor
+
+    _ok(["train-head", "-f", f"image={tiny_caches['image']}", "-f", f"text={tiny_caches['text']}",
+         "--fusion", "gmu", "--max-epochs", "5", "--out", tmp_path, "--name", "r", "--quiet"])
+    rows = list(csv.DictReader(open(tmp_path / "r/predictions_test.csv")))[:6]
+    items = []
+    for row in rows:
+        meta = json.loads((tiny_data / "dataset" / f"{row['id']}.json").read_text())
+        poster = tiny_data / "dataset" / f"{row['id']}.jpeg"
+        items.append(Item(row["id"], poster if poster.exists() else None, max(meta["plot"], key=len)))
+    pred = Predictor.from_run(tmp_path / "r")
+    got = pred.predict(items)
+    want = np.array([[float(r[f"p_{n}"]) for n in pred.label_names] for r in rows])
+    np.testing.assert_allclose(got, want, atol=1e-5)

@@ -30,6 +30,7 @@ class HeadConfig:
     seed: int = 0
     device: str = "auto"
     tokens: bool = True  # use token features when the cache has them and the head attends
+    standardize: bool = True  # z-score pooled features with train statistics (see FeatureSet.standardize)
     train_on_unsplit: bool = False  # also train on rows outside the official split
     name: str | None = None  # run folder name; default from the settings
     out: str = "runs"
@@ -68,5 +69,6 @@ class HeadConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
     def default_name(self, cache_hashes: dict[str, str]) -> str:
-        mods = "+".join(sorted(self.features))
+        # A unimodal head on a multi-cache feature set is named by the modality it reads.
+        mods = self.fusion_kw.get("modality") or "+".join(sorted(self.features))
         return f"{self.fusion}-{mods}-{self.loss}-{self.threshold}-s{self.seed}-{self.key(cache_hashes)}"

@@ -69,7 +69,8 @@ def write_run(cfg: HeadConfig, res: TrainResult) -> tuple[Path, dict[str, Any]]:
     torch.save({"state_dict": {k: v.cpu() for k, v in res.head.state_dict().items()},
                 "fusion": cfg.fusion, "fusion_kw": cfg.fusion_kw, "dims": res.fs.dims,
                 "token_dims": res.fs.token_dims, "label_names": res.fs.label_names,
-                "thresholds": res.thresholds, "sources": res.fs.sources}, tmp / "head.pt")
+                "thresholds": res.thresholds, "sources": res.fs.sources,
+                "norm": {m: (a.cpu(), b.cpu()) for m, (a, b) in res.norm.items()}}, tmp / "head.pt")
     plot_curve(res.history, tmp / "curve.png", title=name)
     if final.exists():
         old = final.with_name(f".{name}.old-{os.getpid()}")

@@ -33,6 +33,7 @@ class TrainResult:
     best_epoch: int
     thresholds: np.ndarray  # (C,)
     probs: dict[str, np.ndarray]  # split -> (N_split, C)
+    norm: dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> train (mean, std), or {}
     rows: dict[str, np.ndarray]  # split -> row indices into fs
     seconds: float
 
@@ -73,10 +74,11 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
         from train_heads.fusion import FUSIONS
 
         fs = load_features(cfg.features, tokens=cfg.tokens and FUSIONS[cfg.fusion].uses_tokens)
-    fs = fs.to(device)
+    fs = fs.to(device)  # a copy: standardizing below does not touch the caller's tensors
     rows = {s: fs.rows(s) for s in ("train", "dev", "test")}
     if cfg.train_on_unsplit:
         rows["train"] = torch.cat([rows["train"], fs.rows("none")])
+    norm = fs.standardize(rows["train"]) if cfg.standardize else {}
     for s, r in rows.items():
         if len(r) == 0:
             raise ValueError(f"the caches have no {s!r} rows; the data set needs a train/dev/test split")
@@ -144,7 +146,7 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
     head.load_state_dict(best_state)
     probs = {s: predict_probs(head, fs, r) for s, r in rows.items()}
     thr = tune_thresholds(cfg.threshold, probs["dev"], y["dev"])
-    return TrainResult(head, fs, history, best_epoch, thr, probs,
+    return TrainResult(head, fs, history, best_epoch, thr, probs, norm,
                        {s: r.cpu().numpy() for s, r in rows.items()}, time.perf_counter() - t0)
 
 
