@@ -4,7 +4,6 @@ from __future__ import annotations
 import ast
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -374,29 +373,3 @@ def test_options_track_record_changing_settings(mmimdb_root: Path) -> None:
     assert "path" not in a.options and a.options["plot"] == "longest"
     assert a.fingerprint() != b.fingerprint()
     json.dumps(a.options)  # goes into the cache attrs as JSON
-
-
-# ---------------------------------------------------------------- real data
-def _subset_dir() -> Path:
-    env = os.environ.get("MMGENRE_SUBSET")
-    if env:
-        return Path(env)
-    return (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mmimdb-poster-subset").resolve()
-
-
-@pytest.mark.real_data
-def test_poster_subset_preset_on_real_data() -> None:
-    root = _subset_dir()
-    if not (root / "movies.csv").is_file():
-        pytest.skip(f"MM-IMDb poster subset not found at {root} (set MMGENRE_SUBSET)")
-    ds = load_dataset(DatasetConfig(path=root, preset="poster-subset"))
-    assert len(ds.records) == 6325
-    assert ds.split_counts() == {"train": 3380, "dev": 549, "test": 1634, UNSPLIT: 762}
-    assert ds.label_names == MMIMDB_GENRES
-    assert ds.report["dropped_labels"] == {"N/A": 4}
-    assert sum("Sci-Fi" in r.labels for r in ds.records) == 388
-    assert ds.report["missing_images"] == 0 and ds.records[0].image.suffix == ".jpg"
-    assert set(ds.report["labels_without_train_positive"]) == {"Documentary", "Short", "Film-Noir"}
-    # the one-hot columns tell the same story as the Genre list
-    onehot = load_dataset(DatasetConfig(path=root, preset="poster-subset", label_cols=["auto"]))
-    assert [r.labels for r in onehot.records] == [r.labels for r in ds.records]
