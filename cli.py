@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from commands import cache_cmd, demo_cmd, extract_cmd, predict_cmd, runs_cmd, train_cmd
+from commands import report_cmd, sweep_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multimodal movie-genre classification: cached features, light fusion heads.")
@@ -15,6 +16,9 @@ app.command("extract")(extract_cmd.extract)
 app.command("train-head")(train_cmd.train_head)
 app.command("predict")(predict_cmd.predict)
 app.command("demo")(demo_cmd.demo)
+app.command("sweep")(sweep_cmd.sweep)
+app.command("compare")(sweep_cmd.compare)
+app.command("report")(report_cmd.report)
 app.add_typer(cache_cmd.app, name="cache", help="List, inspect and verify feature caches.")
 app.add_typer(runs_cmd.app, name="runs", help="List and show run folders.")
 

@@ -1,0 +1,311 @@
+"""Running a sweep: parallel worker processes, resume, failure records, shards, merge.
+
+    <sweep_dir>/sweep.json          the grid, every run's labels + config, the commands that ran
+    <sweep_dir>/runs/<name>/        a normal run folder (train_heads/runs.py) per finished run
+    <sweep_dir>/failed/<name>.json  error + traceback of a run that raised (removed once it succeeds)
+    <sweep_dir>/results.{csv,json}, summary.md   rebuilt from the run folders (train_heads/aggregate.py)
+
+Resume: a run whose folder has metrics.json is done and never touched again; run folders are
+written under a temporary name and renamed (runs.write_run), so a sweep killed at any instant
+leaves finished runs and garbage temp folders, never a half-written run. Failed and missing
+runs are (re)done on the next call. Shards (`--shard i/n`) split the name-sorted runs
+round-robin; as results are rebuilt by scanning run folders, shards writing into one folder
+(or merged with `merge_sweeps`) give the same table as one unsharded sweep.
+
+Speed: each worker process caches the loaded FeatureSet per (cache paths, tokens) so a
+worker loads the features once and trains every later run on the same tensors; each worker
+uses max(1, cores // jobs) torch threads so N jobs do not oversubscribe the cores.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+import traceback
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from train_heads.config import HeadConfig
+from train_heads.sweep import SweepConfig, SweepRun, expand, select_shard
+
+SWEEP_JSON = "sweep.json"
+_FS_CACHE: "OrderedDict[tuple, Any]" = OrderedDict()  # per process: (cache files, tokens) -> FeatureSet
+_FS_CACHE_SIZE = 2  # feature sets kept per worker (runs are ordered by feature set)
+
+
+@dataclass
+class SweepOutcome:
+    sweep_dir: Path
+    total: int  # runs in the grid
+    selected: int  # runs in this shard
+    already_done: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # (feature set, head) that cannot run
+    seconds: float = 0.0
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, cpu_count() // max(1, jobs))
+
+
+def is_done(sweep_dir: Path, name: str) -> bool:
+    return (sweep_dir / "runs" / name / "metrics.json").is_file()
+
+
+def run_sweep(cfg: SweepConfig, sweep_dir: str | Path, jobs: int = 1, shard: tuple[int, int] | None = None,
+              on_result: Callable[[dict[str, Any], int, int], None] | None = None, command: str = "",
+              retry_failed: bool = True, start_method: str = "spawn", metric: str = "macro_f1") -> SweepOutcome:
+    """Run (or resume) the grid's runs of this shard; rebuilds the results table at the end.
+
+    on_result(result, k, n) is called in the parent after each run (result: name, status,
+    seconds, test_macro_f1 or error)."""
+    from train_heads.aggregate import write_results
+
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    t0 = time.perf_counter()
+    sweep_dir = Path(sweep_dir)
+    runs, skipped = expand(cfg, sweep_dir)
+    if not runs:
+        raise ValueError(f"the grid has no runnable configuration (skipped: {skipped}); "
+                         "check the heads against the feature sets' modalities")
+    record_sweep(sweep_dir, cfg, runs, skipped, command, shard)
+    mine = select_shard(runs, shard)
+    _clean_stale_tmp(sweep_dir / "runs")
+    out = SweepOutcome(sweep_dir, len(runs), len(mine), skipped=skipped)
+    todo = []
+    for r in mine:
+        if is_done(sweep_dir, r.name):
+            out.already_done.append(r.name)
+        elif retry_failed or not (sweep_dir / "failed" / f"{r.name}.json").is_file():
+            todo.append(r)
+    # Biggest heads first (longest-processing-time-first keeps the workers busy to the end),
+    # then runs on the same caches next to each other so a worker's feature cache keeps hitting.
+    cost = _param_counts([r.cfg for r in todo])
+    todo.sort(key=lambda r: (-cost[r.name], json.dumps(r.cfg.features, sort_keys=True), r.name))
+    for k, res in enumerate(_execute_all(todo, sweep_dir, jobs, start_method), 1):
+        (out.done if res["status"] == "ok" else out.failed).append(res["name"])
+        if on_result is not None:
+            on_result(res, k, len(todo))
+    write_results(sweep_dir, metric)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _execute_all(todo: list[SweepRun], sweep_dir: Path, jobs: int, start_method: str) -> Iterator[dict[str, Any]]:
+    if jobs == 1 or len(todo) <= 1:  # in this process, with all its cores
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads_per_job(1))
+        try:
+            for r in todo:
+                yield execute_run(r.cfg, str(sweep_dir))
+        finally:
+            torch.set_num_threads(before)
+        return
+    ctx = get_context(start_method)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx,
+                             initializer=_init_worker, initargs=(threads_per_job(jobs),)) as pool:
+        futures = {pool.submit(execute_run, r.cfg, str(sweep_dir)): r for r in todo}
+        try:
+            for fut in as_completed(futures):
+                r = futures[fut]
+                try:
+                    yield fut.result()
+                except Exception as e:  # the worker process died (killed, out of memory...)
+                    yield _record_failure(sweep_dir, r.cfg, e, "worker process died: ")
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+
+
+def execute_run(cfg: HeadConfig, sweep_dir: str) -> dict[str, Any]:
+    """Train and write one run; never raises for a failing run (records it instead)."""
+    from train_heads.runs import write_run
+    from train_heads.train import train
+
+    t0 = time.perf_counter()
+    failed = Path(sweep_dir) / "failed" / f"{cfg.name}.json"
+    try:
+        res = train(cfg, fs=_features(cfg), progress=False)
+        _, metrics = write_run(cfg, res)
+    except Exception as e:  # noqa: BLE001 - one bad config must not stop the sweep
+        return _record_failure(Path(sweep_dir), cfg, e)
+    failed.unlink(missing_ok=True)
+    return {"name": cfg.name, "status": "ok", "seconds": time.perf_counter() - t0,
+            "test_macro_f1": metrics["test"]["macro_f1"], "train_seconds": res.seconds}
+
+
+def _features(cfg: HeadConfig) -> Any:
+    """The FeatureSet for this run, loaded once per process per (caches, tokens)."""
+    from cache.features import load_features
+    from train_heads.fusion import FUSIONS
+
+    tokens = bool(cfg.tokens and FUSIONS[cfg.fusion].uses_tokens)
+    stamp = lambda p: (str(Path(p).resolve()), Path(p).stat().st_mtime_ns, Path(p).stat().st_size)  # noqa: E731
+    key = (tuple(sorted((m, stamp(p)) for m, p in cfg.features.items())), tokens)
+    if key in _FS_CACHE:
+        _FS_CACHE.move_to_end(key)
+        return _FS_CACHE[key]
+    fs = load_features(cfg.features, tokens=tokens)
+    _FS_CACHE[key] = fs
+    while len(_FS_CACHE) > _FS_CACHE_SIZE:
+        _FS_CACHE.popitem(last=False)
+    return fs
+
+
+def _param_counts(cfgs: list[HeadConfig]) -> dict[str, int]:
+    """Parameter count of each run's head, built on the meta device (no memory, no compute):
+    a cheap proxy for its training cost. 0 where the head cannot be built (it will fail later)."""
+    import torch
+
+    from cache.store import open_info
+    from train_heads.fusion import FUSIONS, create_fusion
+
+    infos: dict[str, Any] = {}
+    out = {}
+    for cfg in cfgs:
+        try:
+            info = {m: infos.setdefault(p, open_info(p)) for m, p in cfg.features.items()}
+            tokens = cfg.tokens and FUSIONS[cfg.fusion].uses_tokens
+            token_dims = {m: i.token_shape[1] for m, i in info.items() if tokens and i.token_shape}
+            with torch.device("meta"):
+                head = create_fusion(cfg.fusion, {m: i.dim for m, i in info.items()},
+                                     len(next(iter(info.values())).label_names), token_dims=token_dims or None,
+                                     **cfg.fusion_kw)
+            out[cfg.name] = sum(p.numel() for p in head.parameters())
+        except Exception:  # noqa: BLE001 - a bad config is reported when it runs
+            out[cfg.name] = 0
+    return out
+
+
+def _record_failure(sweep_dir: Path, cfg: HeadConfig, e: BaseException, prefix: str = "") -> dict[str, Any]:
+    err = f"{prefix}{type(e).__name__}: {e}"
+    rec = {"name": cfg.name, "status": "failed", "error": err,
+           "traceback": "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+           "config": asdict(cfg), "time": _now(), "host": socket.gethostname(), "pid": os.getpid()}
+    path = sweep_dir / "failed" / f"{cfg.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, json.dumps(rec, indent=2, default=str) + "\n")
+    return {"name": cfg.name, "status": "failed", "error": err, "seconds": 0.0}
+
+
+# ---- sweep.json ----------------------------------------------------------------------------
+@contextmanager
+def _locked(sweep_dir: Path) -> Iterator[None]:
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with open(sweep_dir / ".sweep.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def read_sweep(sweep_dir: str | Path) -> dict[str, Any]:
+    path = Path(sweep_dir) / SWEEP_JSON
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {sweep_dir} is not a sweep folder; run `sweep` first")
+    return json.loads(path.read_text())
+
+
+def record_sweep(sweep_dir: Path, cfg: SweepConfig, runs: list[SweepRun], skipped: list[dict[str, str]],
+                 command: str, shard: tuple[int, int] | None) -> None:
+    """Write the grid to sweep.json; runs of earlier grids in the same folder are kept."""
+    with _locked(sweep_dir):
+        old = read_sweep(sweep_dir) if (sweep_dir / SWEEP_JSON).is_file() else {}
+        entries = dict(old.get("runs", {}))
+        entries.update({r.name: r.entry() for r in runs})
+        commands = old.get("commands", [])[-49:] + [{"command": command, "time": _now(),
+                                                      "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+                                                      "host": socket.gethostname()}]
+        doc = {"version": 1, "grid": cfg.to_json(), "runs": dict(sorted(entries.items())),
+               "grid_runs": [r.name for r in runs], "skipped": skipped, "commands": commands}
+        _atomic_write(sweep_dir / SWEEP_JSON, json.dumps(doc, indent=1, default=str) + "\n")
+
+
+def merge_sweeps(dest: str | Path, sources: list[str | Path]) -> list[str]:
+    """Copy finished runs (and the sweep.json entries) of other sweep folders, e.g. shards run
+    on other machines, into dest; returns the names copied. Existing finished runs are kept."""
+    dest = Path(dest)
+    copied: list[str] = []
+    with _locked(dest):
+        doc = read_sweep(dest) if (dest / SWEEP_JSON).is_file() else {"version": 1, "runs": {}, "commands": []}
+        for src in map(Path, sources):
+            other = read_sweep(src)
+            doc.setdefault("grid", other.get("grid"))
+            for name, entry in other["runs"].items():
+                doc["runs"].setdefault(name, entry)
+                if is_done(src, name) and not is_done(dest, name):
+                    tmp = dest / "runs" / f".{name}.tmp-{os.getpid()}"
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    shutil.copytree(src / "runs" / name, tmp)
+                    os.replace(tmp, dest / "runs" / name)
+                    (dest / "failed" / f"{name}.json").unlink(missing_ok=True)
+                    copied.append(name)
+                elif not is_done(dest, name) and (src / "failed" / f"{name}.json").is_file():
+                    (dest / "failed").mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src / "failed" / f"{name}.json", dest / "failed" / f"{name}.json")
+        doc["runs"] = dict(sorted(doc["runs"].items()))
+        doc["commands"] = doc.get("commands", []) + [{"command": f"merge {[str(s) for s in sources]}",
+                                                      "time": _now(), "shard": None, "host": socket.gethostname()}]
+        _atomic_write(dest / SWEEP_JSON, json.dumps(doc, indent=1, default=str) + "\n")
+    return copied
+
+
+def _clean_stale_tmp(runs_dir: Path) -> None:
+    """Remove temp/old run folders left by killed processes (their pid is gone); others may be live."""
+    if not runs_dir.is_dir():
+        return
+    for p in [*runs_dir.glob(".*.tmp-*"), *runs_dir.glob(".*.old-*")]:
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
