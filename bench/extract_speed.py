@@ -35,7 +35,7 @@ def naive(paths: list[Path], device: torch.device, batch: int = 64) -> tuple[flo
     with torch.no_grad():
         for i in range(0, len(paths), batch):
             x = torch.stack([tf(Image.open(p).convert("RGB")) for p in paths[i:i + batch]]).to(device)
-            out.append(enc._feature_map(x).mean(dim=(2, 3)).cpu().numpy())
+            out.append(enc._feature_map(enc.model, x).mean(dim=(2, 3)).cpu().numpy())
     return time.perf_counter() - t0, np.concatenate(out)
 
 

@@ -374,3 +374,28 @@ def test_random_mode_tokenizer_covers_ascii():
     ids = tok(TEXTS + ["Zorro's 1999 caper: $5M, 100% fun!"])["input_ids"]
     assert all(tok.unk_token_id not in row for row in ids)
     assert all(row[0] == tok.cls_token_id and row[-1] == tok.sep_token_id for row in ids)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet-lite0"])
+def test_batchnorm_folding_keeps_features(name):
+    """The BN-folded inference copy gives the unfolded network's features (and trained-mode
+    BN statistics are not the identity, so the fold really changes the weights)."""
+    x = torch.randn(2, 3, 64, 64)
+    outs = []
+    for fold in (True, False):
+        enc = create_encoder(name, weights="random", options={"fold_bn": fold})
+        enc.build(CPU)
+        for mod in enc.model.modules():  # non-trivial statistics, identical for both builds
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                g = torch.Generator().manual_seed(mod.num_features)
+                mod.running_mean.copy_(torch.randn(mod.num_features, generator=g) * 0.1)
+                mod.running_var.copy_(torch.rand(mod.num_features, generator=g) + 0.5)
+        if fold:
+            from extract.encoders.torchvision_cnn import fold_batchnorm
+            import copy
+
+            enc._net = fold_batchnorm(copy.deepcopy(enc.model))
+            assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in enc._net.modules())
+        with torch.inference_mode():
+            outs.append(enc.encode(x).features)
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-4)

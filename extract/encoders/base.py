@@ -106,6 +106,7 @@ class Encoder:
         # DataLoader workers need the preprocessing / tokenizer only, never the model.
         state = dict(self.__dict__)
         state["model"] = None
+        state.pop("_net", None)
         if "_transform" in state:
             state["_transform"] = None  # rebuilt lazily in the worker
         return state

@@ -85,8 +85,8 @@ class EfficientNetLite0Encoder(ConvNetEncoder):
             load_weights_file(model, path, self.name)
         return model
 
-    def _feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.extract_features(x)  # (B, 1280, 7, 7)
+    def _feature_map(self, m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return m.extract_features(x)  # (B, 1280, 7, 7)
 
 
 @register_encoder
