@@ -78,7 +78,7 @@ def epochs_per_second(epochs: int) -> None:
 
     fs = random_featureset()
     print(f"[B] epochs/s on a random MM-IMDb-sized feature set (25,959 x (1,280 + 384)), "
-          f"batch 128, {torch.get_num_threads()} threads, each epoch includes the dev pass")
+          f"batch 256, {torch.get_num_threads()} threads, each epoch includes the dev pass")
     for name in list_fusions():
         kw = {"modality": "image"} if FUSIONS[name].min_modalities == 1 else {}
         cfg = HeadConfig(features={}, fusion=name, fusion_kw=kw, max_epochs=epochs, patience=epochs + 1)

@@ -20,9 +20,9 @@ class HeadConfig:
     threshold: str = "per_class"  # fixed | global | per_class, tuned on dev
     lr: float = 1e-3
     weight_decay: float = 1e-2  # AdamW decoupled decay
-    batch_size: int = 128
+    batch_size: int = 256  # cached-feature heads are tiny: bigger batches cut per-step overhead
     max_epochs: int = 200
-    patience: int = 10  # epochs without dev macro-F1 gain > min_delta before stopping
+    patience: int = 5  # epochs without dev macro-F1 gain > min_delta before stopping
     min_delta: float = 1e-4
     warmup_epochs: float = 0.0  # linear warmup from 1% of lr, in (fractional) epochs
     scheduler: str = "plateau"  # plateau (halve lr on a dev plateau) | cosine | none
