@@ -7,6 +7,7 @@ exactly the batches an uninterrupted run would have, and ends bit-identical to i
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -218,7 +219,7 @@ def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWri
     done_rows = n - sum(len(b) for b in batches)
     bar = tqdm(total=n, initial=done_rows, unit=unit, desc=f"extract {cfg.encoder}",
                disable=not progress, smoothing=0.1)
-    amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else _nullcontext()
+    amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
     with torch.inference_mode(), amp:
         for b, (idx, status, batch) in zip(todo, loader):
             arrays = _encode_batch(enc, idx, status, batch, cfg.tokens)
@@ -247,14 +248,6 @@ def _encode_batch(enc: Encoder, idx: np.ndarray, status: np.ndarray, batch: Any,
         raise ValueError("a batch with no content cannot tell the token shape; use a larger --batch-size")
     arrays["features"] = feats
     return arrays
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: Any) -> None:
-        return None
 
 
 def _versions() -> dict[str, str]:

@@ -227,7 +227,7 @@ def gate_preference(run: Path) -> dict[str, Any] | None:
 
 
 def _pref_table(d: dict[str, Any]) -> str:
-    lines = [f"| genre | n | " + " | ".join(f"favours {m}" for m in d["modalities"]) + " |",
+    lines = ["| genre | n | " + " | ".join(f"favours {m}" for m in d["modalities"]) + " |",
              "|---|---:|" + "---:|" * len(d["modalities"])]
     lines += [f"| {g} | {n} | " + " | ".join(f"{v:.2f}" for v in s) + " |"
               for g, n, s in zip(d["genres"], d["n"], d["share"])]
