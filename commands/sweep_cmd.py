@@ -102,6 +102,7 @@ def compare(
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the test movies.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON here.")] = None,
+    b_sweep: Annotated[Optional[Path], typer.Option("--b-sweep", help="Take configuration B from this other sweep folder (same caches and seeds).")] = None,
 ) -> None:
     """Paired comparison of two configurations: mean difference, paired t-test over seeds,
     paired bootstrap over test movies (recomputed from the saved test predictions)."""
@@ -112,7 +113,9 @@ def compare(
     if n_boot < 1:
         raise ValueError(f"--n-boot must be >= 1, got {n_boot}")
     if len(targets) == 3:
-        res = compare_groups(targets[0], targets[1], targets[2], metric, n_boot, seed)
+        res = compare_groups(targets[0], targets[1], targets[2], metric, n_boot, seed, b_sweep)
+    elif b_sweep is not None:
+        raise ValueError("--b-sweep goes with SWEEP_DIR A B, not with two run folders")
     elif len(targets) == 2:
         a, b = Path(targets[0]), Path(targets[1])
         res = compare_runs({0: a}, {0: b}, metric, n_boot, seed)

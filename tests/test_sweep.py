@@ -197,6 +197,15 @@ def test_shards_and_merge_equal_the_unsharded_sweep(caches, tmp_path):
     r = CliRunner().invoke(app, ["compare", str(tmp_path / "whole"), "gmu", "gmu", "--n-boot", "200"])
     assert r.exit_code == 0, r.output
     assert "A-B +0.0000" in r.output and "p = 1" in r.output
+    # B from another sweep folder holding the same runs gives the within-sweep comparison
+    within = CliRunner().invoke(app, ["compare", str(tmp_path / "whole"), "gmu", "late", "--n-boot", "200"])
+    across = CliRunner().invoke(app, ["compare", str(tmp_path / "whole"), "gmu", "late", "--n-boot", "200",
+                                      "--b-sweep", str(tmp_path / "shared")])
+    assert across.exit_code == 0 and "A-B +0.0000" not in within.output, within.output
+    assert across.output == within.output
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(app, ["compare", str(tmp_path / "whole"), "gmu", "late", "--b-sweep", str(tmp_path / "empty")])
+    assert r.exit_code != 0 and "empty is not a sweep folder" in r.output, r.output
 
 
 # ---- aggregation and statistics ------------------------------------------------------------

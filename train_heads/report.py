@@ -166,7 +166,10 @@ def _per_genre_table(d: dict[str, Any]) -> str:
     lines = [", ".join(f"run {i + 1} = `{n}`" for i, n in enumerate(names)), "", head,
              "|---|---:|" + "---:|" * len(names)]
     for k, g in enumerate(d["genres"]):
-        lines.append(f"| {g} | {d['support'][k]} | " + " | ".join(f"{d['runs'][n][k]:.3f}" for n in names) + " |")
+        cells = [f"{d['runs'][n][k]:.3f}" if d["support"][k] else "n/a" for n in names]
+        lines.append(f"| {g} | {d['support'][k]} | " + " | ".join(cells) + " |")
+    if 0 in d["support"]:
+        lines += ["", "n/a: no positive in test; excluded from the macro averages."]
     return "\n".join(lines)
 
 
@@ -244,6 +247,8 @@ def modality_weight_data(runs: list[Path]) -> dict[str, Any]:
             if a is None or fusion == "gmu" or a.ndim < 2 or a.shape[1] != len(mods):
                 continue
             mean = a.mean(axis=tuple(i for i in range(a.ndim) if i != 1))  # (M,)
+            if items and items[-1]["run"] == r.name and np.allclose(items[-1]["mean"], mean):
+                continue  # late "weights" equal "alpha" when no modality is missing
             items.append({"run": r.name, "label": f"{fusion} {key}", "modalities": mods,
                           "mean": [float(v) for v in mean]})
     return {"items": items}
@@ -259,7 +264,7 @@ def attention_data(runs: list[Path]) -> dict[str, Any]:
                 continue
             p = np.clip(a, 1e-12, 1.0)
             summaries.append({"run": r.name, "key": key, "shape": list(a.shape[1:]),
-                              "max": float(a.max(-1).mean()), "entropy": float(-(p * np.log(p)).sum(-1).mean())})
+                              "max": float(a.max(-1).mean()), "entropy": float(-(p * np.log(p)).sum(-1).mean()) + 0.0})  # no "-0.000"
             if key == "attn" and a.shape[1:] == (len(mods), len(mods)):
                 items.append({"run": r.name, "label": f"{_fusion(r)}: {r.name}", "modalities": mods,
                               "mean": a.mean(0).tolist()})

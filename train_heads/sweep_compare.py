@@ -166,20 +166,21 @@ def compare_runs(runs_a: dict[int, Path], runs_b: dict[int, Path], metric: str =
 
 
 def compare_groups(sweep_dir: str | Path, a: str, b: str, metric: str = "macro_f1", n_boot: int = 2000,
-                   seed: int = 0) -> dict[str, Any]:
-    """Compare two configurations of a sweep (group names, or unique parts of them)."""
+                   seed: int = 0, sweep_dir_b: str | Path | None = None) -> dict[str, Any]:
+    """Compare two configurations of a sweep (group names, or unique parts of them); B may
+    come from another sweep folder (`sweep_dir_b`) run on the same caches and seeds."""
     from train_heads.aggregate import collect_rows
 
-    rows = [r for r in collect_rows(sweep_dir) if r["status"] == "ok"]
-    groups = sorted({r["group"] for r in rows})
     sides = {}
-    for side, q in (("A", a), ("B", b)):
+    for side, q, folder in (("A", a, sweep_dir), ("B", b, sweep_dir_b or sweep_dir)):
+        rows = [r for r in collect_rows(folder) if r["status"] == "ok"]
+        groups = sorted({r["group"] for r in rows})
         hits = [g for g in groups if g == q] or [g for g in groups if q in g]
         if len(hits) != 1:
-            raise ValueError(f"{side} = {q!r} matches {len(hits)} configurations with finished runs "
+            raise ValueError(f"{side} = {q!r} matches {len(hits)} configurations with finished runs in {folder} "
                              f"({hits[:5] if hits else groups[:8]}...); give a longer part of a group name "
                              "from summary.md")
-        sides[side] = {r["seed"]: Path(sweep_dir) / "runs" / r["name"] for r in rows if r["group"] == hits[0]}
+        sides[side] = {r["seed"]: Path(folder) / "runs" / r["name"] for r in rows if r["group"] == hits[0]}
         sides[side + "_group"] = hits[0]
     out = compare_runs(sides["A"], sides["B"], metric, n_boot, seed)
     out["a"], out["b"] = sides["A_group"], sides["B_group"]
