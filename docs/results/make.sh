@@ -21,6 +21,11 @@ sweep loss-000-concat --preset loss-000 --fusion concat  # the same loss ablatio
 # best multimodal vs best unimodal, paired over seeds and bootstrapped over test movies
 mkdir -p docs/results/compare
 {
+  $PY cli.py compare sweeps/loss-000-concat concat-asl unimodal.text-bce-per_class --b-sweep sweeps/seven-models \
+    --json docs/results/compare/concat-asl-vs-text.json
+  echo
+  $PY cli.py compare sweeps/loss-000-concat concat-asl concat-bce --json docs/results/compare/concat-asl-vs-bce.json
+  echo
   $PY cli.py compare sweeps/gmu-paper avg_probs unimodal.text-bce-per_class --b-sweep sweeps/seven-models \
     --json docs/results/compare/avg_probs-vs-text.json
   echo
