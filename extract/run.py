@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from cache.store import ShardWriter, cache_filename, settings_hash
 from extract.datasets import DatasetConfig, load_dataset
+from extract.device import pick_device
 from extract.encoders import ENCODERS, Encoder, create_encoder
 from extract.records import Dataset, Record
 
@@ -87,15 +88,6 @@ def resolve_encoder_name(name: str, modality: str | None) -> str:
             raise ValueError(f"encoder {name!r} has image and text towers; add --modality image|text")
         return f"{name}-{modality}"
     raise ValueError(f"Unknown encoder {name!r}; choose from {sorted(set(names) | set(families))}")
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    d = torch.device(device)
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
-    return d
 
 
 @dataclass

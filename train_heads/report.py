@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from train_heads import plots
+from train_heads.runs import json_default
 from train_heads.sweep_compare import load_predictions
 from train_heads.thresholds import threshold_curve
 
@@ -103,7 +104,7 @@ def build_report(target: str | Path, out: str | Path | None = None, picks: list[
 
     def fig(name: str, data: dict[str, Any], draw: Callable[[dict[str, Any], Path], Path], caption: str) -> None:
         png, js = out / f"{name}.png", out / f"{name}.json"
-        js.write_text(json.dumps(data, indent=1, default=_json) + "\n")
+        js.write_text(json.dumps(data, indent=1, default=json_default) + "\n")
         draw(data, png)
         res.figures[name] = {"png": png, "json": js, "data": data}
         md.extend([f"## {caption}", "", f"![{name}]({png.name})", ""])
@@ -312,11 +313,3 @@ def threshold_data(runs: list[Path]) -> dict[str, Any]:
                        "tuned_test_macro_f1": m["test"].get("macro_f1"),
                        "test_macro_f1_at_0.5": m["test@0.5"].get("macro_f1")}
     return {"runs": out}
-
-
-def _json(o: Any) -> Any:
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

@@ -81,10 +81,11 @@ def write_run(cfg: HeadConfig, res: TrainResult) -> tuple[Path, dict[str, Any]]:
 
 
 def _dump(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """json.dumps(default=...) for numpy scalars and arrays (anything else as str)."""
     if isinstance(o, (np.integer, np.floating)):
         return o.item()
     if isinstance(o, np.ndarray):

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from cache.features import FeatureSet, load_features
+from extract.device import pick_device
 from train_heads.config import HeadConfig
 from train_heads.fusion import create_fusion
 from train_heads.fusion.base import FusionHead
@@ -36,15 +37,6 @@ class TrainResult:
     norm: dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> train (mean, std), or {}
     rows: dict[str, np.ndarray]  # split -> row indices into fs
     seconds: float
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    d = torch.device(device)
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
-    return d
 
 
 def build_head(cfg: HeadConfig, fs: FeatureSet) -> FusionHead:

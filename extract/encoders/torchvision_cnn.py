@@ -15,7 +15,6 @@ downloaded by torchvision), a local .pth state dict of the full torchvision mode
 from __future__ import annotations
 
 import copy
-
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
