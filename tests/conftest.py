@@ -37,3 +37,19 @@ def tiny_caches(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     txt = run_extract(ExtractConfig(dataset=ds, encoder="tfidf", out=out, workers=0,
                                     options={"min_df": 1}), progress=False)
     return {"image": img.path, "text": txt.path}
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """name -> a loaded tiny encoder (tests/tiny_encoders.py), built once per test module."""
+    from tests.tiny_encoders import CPU, make_encoder
+
+    cache: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = make_encoder(name)
+            cache[name].load(CPU)
+        return cache[name]
+
+    return get
