@@ -86,7 +86,7 @@ class ShardWriter:
                 raise CacheError(f"{self.dir} belongs to different settings; delete it to start over")
             self.meta["batch_size"] = old["batch_size"]  # resume on the same batch boundaries
         else:
-            _atomic_write_bytes(meta_path, json.dumps(self.meta, sort_keys=True, default=str).encode())
+            atomic_write(meta_path, json.dumps(self.meta, sort_keys=True, default=str).encode())
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -126,39 +126,52 @@ class ShardWriter:
             raise CacheError(f"{len(missing)} batches missing in {self.dir}; rerun extract to finish")
         parts = [self.read_batch(b) for b in range(n_batches)]
         cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        features = cat["features"].astype(feature_dtype)
-        tmp = self.final.with_name(f"{self.final.name}.tmp-{os.getpid()}")
-        try:
-            with h5py.File(tmp, "w") as f:
-                f.create_dataset("ids", data=header["ids"].astype(object), dtype=STR)
-                f.create_dataset("split", data=header["split"].astype(object), dtype=STR)
-                f.create_dataset("labels", data=header["labels"].astype(np.uint8))
-                f.create_dataset("features", data=features, chunks=True)
-                f.create_dataset("present", data=cat["present"].astype(bool))
-                if "tokens" in cat:
-                    f.create_dataset("tokens", data=cat["tokens"].astype(feature_dtype), chunks=True)
-                    f.create_dataset("token_mask", data=cat["token_mask"].astype(bool))
-                if extra_state is not None:
-                    f.create_dataset("extra_state", data=np.frombuffer(extra_state, dtype=np.uint8))
-                for k, v in attrs.items():
-                    f.attrs[k] = v if isinstance(v, (str, int, float, bool, np.integer, np.floating)) \
-                        else json.dumps(v, default=str)
-                f.attrs["checksum"] = array_checksum(features)
-                f.attrs["format_version"] = FORMAT_VERSION
-                f.attrs["complete"] = True
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_cache_file(self.final, header, cat, attrs, feature_dtype, extra_state)
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.final
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def write_cache_file(final: Path, header: dict[str, np.ndarray], arrays: dict[str, np.ndarray],
+                     attrs: dict[str, Any], feature_dtype: str, extra_state: bytes | None = None) -> Path:
+    """Write a complete cache file (tmp name, fsync, rename): header = ids, split, labels;
+    arrays = features, present and optionally tokens + token_mask; attrs as in the layout."""
+    final = Path(final)
+    features = arrays["features"].astype(feature_dtype)
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("ids", data=np.asarray(header["ids"]).astype(object), dtype=STR)
+            f.create_dataset("split", data=np.asarray(header["split"]).astype(object), dtype=STR)
+            f.create_dataset("labels", data=np.asarray(header["labels"]).astype(np.uint8))
+            f.create_dataset("features", data=features, chunks=True)
+            f.create_dataset("present", data=arrays["present"].astype(bool))
+            if "tokens" in arrays:
+                f.create_dataset("tokens", data=arrays["tokens"].astype(feature_dtype), chunks=True)
+                f.create_dataset("token_mask", data=arrays["token_mask"].astype(bool))
+            if extra_state is not None:
+                f.create_dataset("extra_state", data=np.frombuffer(extra_state, dtype=np.uint8))
+            for k, v in attrs.items():
+                f.attrs[k] = v if isinstance(v, (str, int, float, bool, np.integer, np.floating)) \
+                    else json.dumps(v, default=str)
+            f.attrs["checksum"] = array_checksum(features)
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["complete"] = True
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write under a temporary name in the same folder, then rename: readers see old or new, never half."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
+    if isinstance(data, str):
+        tmp.write_text(data)
+    else:
+        tmp.write_bytes(data)
     os.replace(tmp, path)
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cache.store import atomic_write
 from extract.demo_plots import _NAMES, _SURNAMES, _TITLE_A, _TITLE_B, _plot
 from extract.demo_posters import POSTER_SIZE, _poster  # noqa: F401  (POSTER_SIZE re-exported)
 from extract.records import MMIMDB_GENRES
@@ -102,9 +103,7 @@ def _marker(n: int, seed: int, complete: bool) -> dict:
 
 
 def _write_json_atomic(path: Path, obj: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
 def _is_complete(out_dir: Path, n: int, seed: int) -> bool:

@@ -18,11 +18,12 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cache.store import atomic_write
 
 # Metrics shown in summary.md: the F1s in the main table, the rest in the second.
 F1_METRICS = ("macro_f1", "micro_f1", "weighted_f1", "samples_f1")
@@ -113,7 +114,7 @@ def write_results(sweep_dir: str | Path, metric: str = "macro_f1") -> dict[str, 
     sweep_dir = Path(sweep_dir)
     rows = collect_rows(sweep_dir)
     groups = summarize(rows, metric)
-    cols = list(LABEL_COLS) + [c for c in CONFIG_COLS] + ["params", "train_seconds", "best_epoch", "epochs",
+    cols = list(LABEL_COLS) + list(CONFIG_COLS) + ["params", "train_seconds", "best_epoch", "epochs",
                                                          "dev_macro_f1"]
     cols += sorted({k for r in rows for k in r if k.startswith("test_")})
     cols += sorted({k for r in rows for k in r if k.startswith("test05_")}) + ["error"]
@@ -123,10 +124,10 @@ def write_results(sweep_dir: str | Path, metric: str = "macro_f1") -> dict[str, 
     w.writerows(rows)
     paths = {"csv": sweep_dir / "results.csv", "json": sweep_dir / "results.json",
              "summary": sweep_dir / "summary.md"}
-    _atomic_write(paths["csv"], buf.getvalue())
-    _atomic_write(paths["json"], json.dumps({"metric": metric, "runs": rows, "summary": groups},
+    atomic_write(paths["csv"], buf.getvalue())
+    atomic_write(paths["json"], json.dumps({"metric": metric, "runs": rows, "summary": groups},
                                             indent=1, default=str) + "\n")
-    _atomic_write(paths["summary"], format_summary(groups, rows, metric, title=f"Sweep {sweep_dir.name}"))
+    atomic_write(paths["summary"], format_summary(groups, rows, metric, title=f"Sweep {sweep_dir.name}"))
     return paths
 
 
@@ -162,9 +163,3 @@ def format_summary(groups: list[dict[str, Any]], rows: list[dict[str, Any]], met
         lines += ["", "## Failed runs", "", "Rerun the same `sweep` command to retry them; details in failed/.", ""]
         lines += [f"- {r['name']}: {str(r.get('error') or '').splitlines()[0][:200]}" for r in failed]
     return "\n".join(lines) + "\n"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -34,6 +34,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from cache.store import atomic_write
 from train_heads.config import HeadConfig
 from train_heads.sweep import SweepConfig, SweepRun, expand, select_shard
 
@@ -214,7 +215,7 @@ def _record_failure(sweep_dir: Path, cfg: HeadConfig, e: BaseException, prefix: 
            "config": asdict(cfg), "time": _now(), "host": socket.gethostname(), "pid": os.getpid()}
     path = sweep_dir / "failed" / f"{cfg.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, json.dumps(rec, indent=2, default=str) + "\n")
+    atomic_write(path, json.dumps(rec, indent=2, default=str) + "\n")
     return {"name": cfg.name, "status": "failed", "error": err, "seconds": 0.0}
 
 
@@ -249,7 +250,7 @@ def record_sweep(sweep_dir: Path, cfg: SweepConfig, runs: list[SweepRun], skippe
                                                       "host": socket.gethostname()}]
         doc = {"version": 1, "grid": cfg.to_json(), "runs": dict(sorted(entries.items())),
                "grid_runs": [r.name for r in runs], "skipped": skipped, "commands": commands}
-        _atomic_write(sweep_dir / SWEEP_JSON, json.dumps(doc, indent=1, default=str) + "\n")
+        atomic_write(sweep_dir / SWEEP_JSON, json.dumps(doc, indent=1, default=str) + "\n")
 
 
 def merge_sweeps(dest: str | Path, sources: list[str | Path]) -> list[str]:
@@ -277,7 +278,7 @@ def merge_sweeps(dest: str | Path, sources: list[str | Path]) -> list[str]:
         doc["runs"] = dict(sorted(doc["runs"].items()))
         doc["commands"] = doc.get("commands", []) + [{"command": f"merge {[str(s) for s in sources]}",
                                                       "time": _now(), "shard": None, "host": socket.gethostname()}]
-        _atomic_write(dest / SWEEP_JSON, json.dumps(doc, indent=1, default=str) + "\n")
+        atomic_write(dest / SWEEP_JSON, json.dumps(doc, indent=1, default=str) + "\n")
     return copied
 
 
@@ -299,12 +300,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _now() -> str:

@@ -12,13 +12,11 @@ the other half in the text features, so fusion helps a little. Deterministic by 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from cache.store import FORMAT_VERSION, STR, array_checksum, cache_filename, settings_hash
+from cache.store import array_checksum, cache_filename, settings_hash, write_cache_file
 from extract.records import MMIMDB_GENRES
 
 # Share of MM-IMDb movies carrying each of the 23 genres, in MMIMDB_GENRES order (rounded
@@ -44,26 +42,17 @@ def random_labels(n: int, n_labels: int, rng: np.random.Generator) -> tuple[np.n
 def write_cache(path: str | Path, ids: np.ndarray, split: np.ndarray, labels: np.ndarray,
                 label_names: list[str], features: np.ndarray, modality: str,
                 encoder: str = "random", dataset: str = "synthetic") -> Path:
-    """Write one complete cache file with the datasets and attrs `cache.store.open_info` checks."""
+    """Write one complete float32 cache file through the real writer (cache.store.write_cache_file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     features = np.asarray(features, dtype=np.float32)
-    tmp = path.with_name(path.name + ".writing")
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset("ids", data=np.asarray(ids).astype(object), dtype=STR)
-        f.create_dataset("split", data=np.asarray(split).astype(object), dtype=STR)
-        f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint8))
-        f.create_dataset("features", data=features)
-        f.create_dataset("present", data=np.isfinite(features).all(1))
-        f.attrs.update({
-            "label_names": json.dumps(list(label_names)), "encoder": encoder, "weights": "random",
-            "preprocess": json.dumps({}), "modality": modality, "dataset": dataset,
-            "dataset_fingerprint": array_checksum(np.asarray(labels, dtype=np.uint8)),
-            "settings_hash": settings_hash({"synthetic": str(path.name), "dim": features.shape[1]}),
-            "command": "train_heads.sweep_synth.write_cache", "checksum": array_checksum(features),
-            "format_version": FORMAT_VERSION, "complete": True})
-    tmp.replace(path)
-    return path
+    labels = np.asarray(labels, dtype=np.uint8)
+    attrs = {"label_names": list(label_names), "encoder": encoder, "weights": "random", "preprocess": {},
+             "modality": modality, "dataset": dataset, "dataset_fingerprint": array_checksum(labels),
+             "settings_hash": settings_hash({"synthetic": path.name, "dim": features.shape[1]}),
+             "command": "train_heads.sweep_synth.write_cache"}
+    return write_cache_file(path, {"ids": ids, "split": split, "labels": labels},
+                            {"features": features, "present": np.isfinite(features).all(1)}, attrs, "float32")
 
 
 def make_cache_pair(folder: str | Path, n: int = 120, dims: dict[str, int] | None = None,
