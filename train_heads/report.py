@@ -31,8 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from train_heads import plots
-from train_heads.runs import json_default
-from train_heads.sweep_compare import load_predictions
+from train_heads.runs import json_default, load_predictions
 from train_heads.thresholds import threshold_curve
 
 GATE_KINDS = {"gmu": "gate_mean", "moe": "gates"}  # fusion -> explain key with per-row modality gates
@@ -291,10 +290,11 @@ def cooccurrence_data(run: Path) -> dict[str, Any]:
         if path.is_file():
             import h5py
 
+            from cache.store import open_info
+
+            file_names = open_info(path).label_names
             with h5py.File(path, "r") as f:
                 Y = f["labels"][...].astype(np.int64)
-                file_names = json.loads(f.attrs["label_names"]) if isinstance(f.attrs["label_names"], str) \
-                    else list(f.attrs["label_names"])
             Y = Y[:, [file_names.index(n) for n in names]]
             return {"genres": names, "counts": (Y.T @ Y).tolist(), "n_movies": int(len(Y)),
                     "source": f"cache labels: {path}"}

@@ -111,6 +111,26 @@ def _write_predictions(path: Path, res: TrainResult, split: str) -> None:
             w.writerow([res.fs.ids[row], *y[i].tolist(), *[f"{p:.6f}" for p in res.probs[split][i]]])
 
 
+def load_predictions(run: str | Path, split: str = "test") -> dict[str, Any]:
+    """ids (N,), y (N, C) uint8, probs (N, C) (rows sorted by id), thresholds (C,), label_names."""
+    run = Path(run)
+    path = run / f"predictions_{split}.csv"
+    if not path.is_file() or not (run / "metrics.json").is_file():
+        raise FileNotFoundError(f"{run} is not a finished run folder (no {path.name} / metrics.json)")
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        body = list(reader)
+    names = [h[2:] for h in header if h.startswith("y_")]
+    C = len(names)
+    ids = np.array([r[0] for r in body], dtype=object)
+    arr = np.array([r[1:] for r in body], dtype=np.float64).reshape(len(body), 2 * C)
+    thr = np.asarray(json.loads((run / "metrics.json").read_text())["thresholds"], dtype=np.float64)
+    o = np.argsort(ids, kind="stable")
+    return {"ids": ids[o], "y": arr[o, :C].astype(np.uint8), "probs": arr[o, C:], "thresholds": thr,
+            "label_names": names}
+
+
 @torch.no_grad()
 def _write_explain(path: Path, res: TrainResult) -> None:
     res.head.eval()

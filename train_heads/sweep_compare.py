@@ -19,8 +19,6 @@ point estimate on the original test set uses `train_heads.metrics.compute_metric
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -28,29 +26,10 @@ from typing import Any
 import numpy as np
 
 from train_heads.metrics import compute_metrics
+from train_heads.runs import load_predictions
 from train_heads.thresholds import apply_thresholds
 
 BOOTSTRAP_METRICS = ("macro_f1", "micro_f1", "weighted_f1", "samples_f1")
-
-
-def load_predictions(run: str | Path, split: str = "test") -> dict[str, Any]:
-    """ids (N,), y (N, C) uint8, probs (N, C) (rows sorted by id), thresholds (C,), label_names."""
-    run = Path(run)
-    path = run / f"predictions_{split}.csv"
-    if not path.is_file() or not (run / "metrics.json").is_file():
-        raise FileNotFoundError(f"{run} is not a finished run folder (no {path.name} / metrics.json)")
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        body = list(reader)
-    names = [h[2:] for h in header if h.startswith("y_")]
-    C = len(names)
-    ids = np.array([r[0] for r in body], dtype=object)
-    arr = np.array([r[1:] for r in body], dtype=np.float64).reshape(len(body), 2 * C)
-    thr = np.asarray(json.loads((run / "metrics.json").read_text())["thresholds"], dtype=np.float64)
-    o = np.argsort(ids, kind="stable")
-    return {"ids": ids[o], "y": arr[o, :C].astype(np.uint8), "probs": arr[o, C:], "thresholds": thr,
-            "label_names": names}
 
 
 def metric_from_counts(tp: np.ndarray, pp: np.ndarray, pos: np.ndarray, metric: str) -> np.ndarray:
