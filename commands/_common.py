@@ -32,18 +32,15 @@ def command_line() -> str:
 
 
 def parse_kv(pairs: list[str] | None, flag: str) -> dict[str, Any]:
-    """['k=v', ...] -> dict, values parsed as JSON when they parse (numbers, lists, bools)."""
-    import json
+    """['k=v', ...] -> dict, values parsed as `sweep` parses them (JSON numbers, lists; true/True)."""
+    from train_heads.sweep_parse import parse_value
 
     out: dict[str, Any] = {}
     for p in pairs or []:
         if "=" not in p:
             raise ValueError(f"{flag} expects key=value, got {p!r}")
         k, v = p.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
+        out[k] = parse_value(v)
     return out
 
 

@@ -124,3 +124,12 @@ def test_predict_reproduces_saved_test_probabilities(tiny_caches: dict[str, Path
     got = pred.predict(items)
     want = np.array([[float(r[f"p_{n}"]) for n in pred.label_names] for r in rows])
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_option_values_parse_like_sweep_flags() -> None:
+    """train-head/extract -o/--head-opt values: JSON, True/False in any case (a string "False"
+    would be truthy and silently flip a head option), else the string."""
+    from commands._common import parse_kv
+
+    assert parse_kv(["tied=False", "a=true", "n=4", "lr=3e-4", "l=[1, 2]", "s=mean"], "--head-opt") == \
+        {"tied": False, "a": True, "n": 4, "lr": 3e-4, "l": [1, 2], "s": "mean"}

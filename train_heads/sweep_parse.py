@@ -20,6 +20,8 @@ from train_heads.sweep import HeadSpec, LossSpec, SweepConfig, head_options, lab
 
 
 def parse_value(v: str) -> Any:
+    """A command-line value: JSON when it parses (4, 0.1, [1, 2], true), True/False in any case,
+    else the string itself."""
     try:
         return json.loads(v)
     except json.JSONDecodeError:
