@@ -9,19 +9,33 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, KeyError, PermissionError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, UnicodeDecodeError, OSError)
+
+
+def error_line(e: BaseException) -> str:
+    """One line for a user error; a filesystem error names its path and what to do."""
+    if isinstance(e, UnicodeDecodeError):
+        return f"input is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 and retry"
+    if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and e.filename:
+        hint = {28: "free some space or point the output elsewhere",
+                30: "the folder is read-only: choose a writable output folder",
+                13: "check the permissions, or choose another folder",
+                20: "a path component is a file, not a folder: choose another output path",
+                21: "that path is a folder: give a file path"}.get(e.errno or 0, "check the path")
+        return f"{e.filename}: {e.strerror or e}; {hint}"
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+    return " ".join(str(msg).split("\n"))  # always one line
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library ValueError/FileNotFoundError into one line on stderr and exit code 2."""
+    """Turn library ValueError/OSError/... into one line on stderr and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
         try:
             return fn(*a, **kw)
         except USER_ERRORS as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-            typer.echo(f"error: {msg}", err=True)
+            typer.echo(f"error: {error_line(e)}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper

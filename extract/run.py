@@ -99,6 +99,7 @@ class ExtractResult:
     missing: dict[str, int]
     seconds: float
     no_train_positive: list[str] = field(default_factory=list)  # label names never positive in train
+    report: dict[str, Any] = field(default_factory=dict)  # the reader's report (split counts, notes...)
 
 
 # ---------------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
         info = open_info(final)  # refuses a damaged file instead of skipping over it
         missing = {k: v for k, v in info.attrs.get("missing", {}).items() if k != "ids_first_1000"}
         return ExtractResult(final, True, info.n, info.dim, missing, 0.0,
-                             ds.labels_without_train_positive())
+                             ds.labels_without_train_positive(), ds.report)
     final.parent.mkdir(parents=True, exist_ok=True)
 
     n = len(ds.records)
@@ -196,7 +197,8 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
         seconds = time.perf_counter() - t0
         attrs = _attrs(cfg, enc, ds, settings, key, missing, status, seconds, resumed=len(todo) < n_batches)
         writer.finish(n_batches, header, attrs, cfg.dtype, enc.extra_state())
-    return ExtractResult(final, False, n, enc.dim, missing, seconds, ds.labels_without_train_positive())
+    return ExtractResult(final, False, n, enc.dim, missing, seconds, ds.labels_without_train_positive(),
+                         ds.report)
 
 
 def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWriter,
