@@ -10,8 +10,11 @@ import typer
 from commands import cache_cmd, demo_cmd, extract_cmd, predict_cmd, runs_cmd, train_cmd
 from commands import report_cmd, sweep_cmd
 
+# Plain click help (rich_markup_mode=None): rich's option table cuts long option names
+# ("--label-smoothi…") on terminals under ~100 columns; click's layout wraps the help text
+# instead and never shortens a flag.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Multimodal movie-genre classification: cached features, light fusion heads.")
+                  rich_markup_mode=None, help="Multimodal movie-genre classification: cached features, light fusion heads.")
 app.command("extract")(extract_cmd.extract)
 app.command("train-head")(train_cmd.train_head)
 app.command("predict")(predict_cmd.predict)
