@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 
-from cache.store import CacheError, open_info
+from cache.store import CacheError, CacheInfo, check_arrays, open_info, read_arrays
 
 
 @dataclass
@@ -95,7 +94,7 @@ def resolve_cache(spec: str, cache_dir: str | Path = "caches") -> Path:
     folder = Path(cache_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{spec!r} is not a file and cache folder {folder} does not exist")
-    found = [i.path for i in list_caches(folder) if not isinstance(i, tuple) and i.attrs.get("encoder") == spec]
+    found = [i.path for i in list_caches(folder) if isinstance(i, CacheInfo) and i.attrs.get("encoder") == spec]
     if not found:
         raise FileNotFoundError(f"no cache made by encoder {spec!r} in {folder}; run `extract --encoder {spec}` "
                                 "or give the cache file path")
@@ -123,19 +122,25 @@ def parse_feature_specs(specs: list[str], cache_dir: str | Path = "caches") -> d
 
 
 def load_features(caches: dict[str, str | Path], tokens: bool = False) -> FeatureSet:
-    """Load and join caches; refuses caches that disagree on ids, labels or splits."""
+    """Load and join caches; refuses caches that disagree on ids, labels or splits.
+
+    Every dataset read is checked against its checksum and for structure (unique ids, NaN
+    exactly in the rows marked missing...) by cache.store.check_arrays, the code behind
+    `cache verify`, so an altered cache is refused here with the line verify prints. The
+    bytes are hashed as they sit in memory: no second read of the file."""
     ref: dict[str, Any] | None = None
     X, present, toks, tmask, sources = {}, {}, {}, {}, {}
     for m, path in sorted(caches.items()):
         info = open_info(path)
-        with h5py.File(info.path, "r") as f:
-            ids = f["ids"].asstr()[...]
-            split = f["split"].asstr()[...]
-            labels = f["labels"][...]
-            feats = f["features"][...].astype(np.float32)
-            pres = f["present"][...].astype(bool)
-            tok = f["tokens"][...].astype(np.float32) if tokens and "tokens" in f else None
-            tmk = f["token_mask"][...].astype(bool) if tok is not None else None
+        names = ["ids", "split", "labels", "features", "present"]
+        use_tokens = tokens and "tokens" in info.datasets
+        arrays = read_arrays(info, names + (["tokens", "token_mask"] if use_tokens else []))
+        check_arrays(info, arrays)
+        ids, split, labels = arrays["ids"], arrays["split"], arrays["labels"]
+        feats = arrays.pop("features").astype(np.float32)
+        pres = arrays["present"].astype(bool)
+        tok = arrays.pop("tokens").astype(np.float32) if use_tokens else None
+        tmk = arrays["token_mask"].astype(bool) if use_tokens else None
         names = info.label_names
         if ref is None:
             ref = {"m": m, "path": info.path, "ids": ids, "split": split, "labels": labels, "names": names}
@@ -148,7 +153,8 @@ def load_features(caches: dict[str, str | Path], tokens: bool = False) -> Featur
         X[m], present[m] = torch.from_numpy(feats), torch.from_numpy(pres)
         if tok is not None:
             toks[m], tmask[m] = torch.from_numpy(tok[order]), torch.from_numpy(tmk[order])
-        sources[m] = {"path": str(info.path), "settings_hash": info.attrs.get("settings_hash"),
+        # Absolute, so a run folder's recorded caches resolve from any working directory.
+        sources[m] = {"path": str(info.path.resolve()), "settings_hash": info.attrs.get("settings_hash"),
                       "checksum": info.attrs.get("checksum"), "encoder": info.attrs.get("encoder"),
                       "weights": info.attrs.get("weights"), "modality": info.attrs.get("modality"),
                       "dataset": info.attrs.get("dataset"),

@@ -13,18 +13,30 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _summary(info) -> str:  # noqa: ANN001
+    from cache.store import split_counts
+
     a = info.attrs
     miss = {k: v for k, v in a.get("missing", {}).items() if k != "ids_first_1000"}
     tok = f" tokens={info.token_shape}" if info.token_shape else ""
     return (f"{info.path.name}  {a.get('dataset')}/{a.get('modality')}  {a.get('encoder')}  "
-            f"{info.n}x{info.dim} {info.dtype}{tok}  missing={sum(miss.values())}")
+            f"{info.n}x{info.dim} {info.dtype}{tok}  {_splits(split_counts(info), compact=True)}  "
+            f"missing={sum(miss.values())}")
+
+
+def _splits(counts: dict[str, int], compact: bool = False) -> str:
+    """Rows per split: 'train/dev/test=72/24/24' (compact; '/none=' added when there are
+    unsplit rows) or 'train 72, dev 24, test 24, none 0'."""
+    keys = ["train", "dev", "test"] + (["none"] if counts.get("none") or not compact else [])
+    if compact:
+        return "/".join(keys) + "=" + "/".join(str(counts.get(k, 0)) for k in keys)
+    return ", ".join(f"{k} {counts.get(k, 0)}" for k in keys)
 
 
 @app.command("ls")
 @user_errors
 def ls(folder: Annotated[Path, typer.Argument(help="Cache folder.")] = Path("caches")) -> None:
-    """One line per cache in a folder (unfinished and damaged ones say so)."""
-    from cache.store import list_caches
+    """One line per cache in a folder (split train/dev/test); unfinished, damaged and leftover files say so."""
+    from cache.store import Entry, list_caches
 
     if not folder.is_dir():
         raise FileNotFoundError(f"cache folder {folder} does not exist; run `extract` first")
@@ -32,15 +44,15 @@ def ls(folder: Annotated[Path, typer.Argument(help="Cache folder.")] = Path("cac
     if not rows:
         typer.echo(f"no caches in {folder}")
     for r in rows:
-        typer.echo(_summary(r) if not isinstance(r, tuple) else f"{r[0].name}  UNUSABLE: {r[1]}")
+        typer.echo(f"{r.path.name}  {r.kind}: {r.reason}" if isinstance(r, Entry) else _summary(r))
 
 
 @app.command("info")
 @user_errors
 def info(path: Annotated[Path, typer.Argument(help="Cache file.")],
          json_out: Annotated[bool, typer.Option("--json", help="All attributes as JSON.")] = False) -> None:
-    """Rows, dims, labels, encoder settings, missing counts, time, command."""
-    from cache.store import open_info
+    """Rows, dims, split sizes, labels, encoder settings, missing counts, time, command."""
+    from cache.store import open_info, split_counts
 
     i = open_info(path)
     if json_out:
@@ -51,6 +63,7 @@ def info(path: Annotated[Path, typer.Argument(help="Cache file.")],
     lines = [
         f"file        {i.path}",
         f"rows x dim  {i.n} x {i.dim} ({i.dtype})" + (f", tokens {i.token_shape}" if i.token_shape else ""),
+        f"split       {_splits(split_counts(i))}",
         f"data set    {a.get('dataset')} (fingerprint {a.get('dataset_fingerprint')})",
         f"modality    {a.get('modality')}" + (f" (field {a.get('text_field')})" if a.get("text_field") else ""),
         f"encoder     {a.get('encoder')}  weights={a.get('weights')}",
@@ -66,7 +79,7 @@ def info(path: Annotated[Path, typer.Argument(help="Cache file.")],
 @app.command("verify")
 @user_errors
 def verify(path: Annotated[Path, typer.Argument(help="Cache file.")]) -> None:
-    """Read every dataset, check shapes, checksum and the missing mask."""
+    """Read every dataset; check every checksum, shapes, unique ids and the missing mask."""
     from cache.store import verify as _verify
 
     i = _verify(path)

@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cache.store import ShardWriter, cache_filename, settings_hash
+from cache.store import ShardWriter, cache_filename, clean_finished, settings_hash
 from extract.datasets import DatasetConfig, load_dataset
 from extract.device import pick_device
 from extract.encoders import ENCODERS, Encoder, create_encoder
-from extract.records import Dataset, Record
+from extract.images import load_image
+from extract.records import Dataset, Record, is_blank
 
 # Why a row has no features (stored per row in the shards, summed into the attrs).
 OK, FILE_MISSING, CORRUPT, EMPTY_TEXT, NO_IMAGE = 0, 1, 2, 3, 4
@@ -116,18 +116,16 @@ class _Rows(torch.utils.data.Dataset):
         r = self.records[i]
         if self.modality == "text":
             text = r.texts.get(self.text_field, "")
-            if not text.strip():
+            if is_blank(text):  # zero-width spaces, BOMs, soft hyphens... count as empty
                 return i, EMPTY_TEXT, None
             return i, OK, self.encoder.preprocess(text)
         if r.image is None:
             return i, NO_IMAGE, None
-        try:
-            with Image.open(r.image) as im:
-                im = im.convert("RGB")  # forces a full decode: truncated files fail here
-        except FileNotFoundError:
-            return i, FILE_MISSING, None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            return i, CORRUPT, None
+        # Full decode, EXIF orientation, decompression-bomb guard; its OK/FILE_MISSING/CORRUPT
+        # are this module's codes (tests/test_harden_inputs.py pins that they agree).
+        status, im, _ = load_image(r.image)
+        if status != OK:
+            return i, status, None
         return i, OK, self.encoder.preprocess(im)
 
 
@@ -157,6 +155,7 @@ def cache_settings(cfg: ExtractConfig, enc: Encoder, ds: Dataset, precision: str
 def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bool = True) -> ExtractResult:
     """Extract (or resume, or skip when already done) one cache; returns where it is."""
     t0 = time.perf_counter()
+    _check_out(Path(cfg.out))
     ds = dataset if dataset is not None else load_dataset(cfg.dataset)
     if not ds.records:
         raise ValueError(f"data set {ds.name!r} has no records; check --data and the reader flags")
@@ -173,6 +172,10 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
         from cache.store import open_info
 
         info = open_info(final)  # refuses a damaged file instead of skipping over it
+        removed = clean_finished(final)
+        if removed:
+            _notice(f"removed {len(removed)} leftover(s) of an earlier killed run: "
+                    + ", ".join(p.name for p in removed))
         missing = {k: v for k, v in info.attrs.get("missing", {}).items() if k != "ids_first_1000"}
         return ExtractResult(final, True, info.n, info.dim, missing, 0.0,
                              ds.labels_without_train_positive(), ds.report)
@@ -181,12 +184,22 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
     n = len(ds.records)
     meta = {"key": key, "n": n, "batch_size": cfg.batch_size, "settings": settings}
     with ShardWriter(final, meta) as writer:
+        if writer.removed:
+            _notice(f"removed {len(writer.removed)} temp file(s) of an earlier killed run: "
+                    + ", ".join(p.name for p in writer.removed))
         bs = writer.batch_size
         n_batches = (n + bs - 1) // bs
-        todo = sorted(set(range(n_batches)) - writer.done_batches())
         if enc.needs_fit:
             enc.fit([r.texts.get(cfg.text_field, "") for r in ds.records if r.split == "train"])
         enc.build(device)
+        expected = {"status": ((), "i"), "present": ((), "b"), "features": ((enc.dim,), "f")}
+        if cfg.tokens:
+            expected |= {"tokens": (None, "f"), "token_mask": (None, "b")}
+        damaged = writer.discard_damaged(expected)  # a resumed run checks what it builds on
+        if damaged:
+            _notice(f"discarded {len(damaged)} damaged batch file(s) in {writer.dir} "
+                    f"({', '.join(p.name for p in damaged[:3])}{' ...' if len(damaged) > 3 else ''}); recomputing")
+        todo = sorted(set(range(n_batches)) - writer.done_batches())
         if todo:
             _run_batches(cfg, enc, ds, writer, todo, n, device, progress)
         header = {"ids": np.array([r.id for r in ds.records], dtype=object),
@@ -199,6 +212,25 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
         writer.finish(n_batches, header, attrs, cfg.dtype, enc.extra_state())
     return ExtractResult(final, False, n, enc.dim, missing, seconds, ds.labels_without_train_positive(),
                          ds.report)
+
+
+def _notice(msg: str) -> None:
+    """A decision the run took on its own (cleanup, recomputation): always said, on stdout."""
+    print(msg, flush=True)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an unusable --out before any work: a file, or a folder this user cannot write."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; give a folder for the caches")
+    probe = out
+    while not probe.exists() and probe.parent != probe:  # the first ancestor that exists
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out {out}: {probe} is a file, not a folder; give a folder for the caches")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot write in {probe} (read-only or no permission); "
+                         "choose a writable folder")
 
 
 def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWriter,
@@ -214,12 +246,14 @@ def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWri
     bar = tqdm(total=n, initial=done_rows, unit=unit, desc=f"extract {cfg.encoder}",
                disable=not progress, smoothing=0.1)
     amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
-    with torch.inference_mode(), amp:
-        for b, (idx, status, batch) in zip(todo, loader):
-            arrays = _encode_batch(enc, idx, status, batch, cfg.tokens)
-            writer.write_batch(b, arrays)
-            bar.update(len(idx))
-    bar.close()
+    try:
+        with torch.inference_mode(), amp:
+            for b, (idx, status, batch) in zip(todo, loader):
+                arrays = _encode_batch(enc, idx, status, batch, cfg.tokens)
+                writer.write_batch(b, arrays)
+                bar.update(len(idx))
+    finally:
+        bar.close()  # ends the bar's line, so an error message starts on a line of its own
 
 
 def _encode_batch(enc: Encoder, idx: np.ndarray, status: np.ndarray, batch: Any,
