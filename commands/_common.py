@@ -63,20 +63,35 @@ DataPath = Annotated[Path, typer.Option("--data", help="Data set root or file (M
 Format = Annotated[str, typer.Option(help="Reader: auto, mmimdb, jsonl, table.")]
 Preset = Annotated[Optional[str], typer.Option(help="Named preset of reader flags, e.g. poster-subset.")]
 Plot = Annotated[str, typer.Option(help="MM-IMDb plot choice: longest, first, all.")]
-Labels = Annotated[str, typer.Option(help="Label set: mmimdb23 (GMU's 23 genres) or data (all found).")]
+Labels = Annotated[str, typer.Option(help="Label set: auto (a table's own labels; mmimdb23 for MM-IMDb "
+                                           "layouts and presets), mmimdb23 (GMU's 23 genres), data (every name).")]
+DropLabel = Annotated[Optional[list[str]], typer.Option(
+    "--drop-label", help="Remove this label everywhere (counted, printed); repeatable, e.g. '(no genres listed)'.")]
 IdCol = Annotated[Optional[str], typer.Option(help="Table: id column.")]
 TextCol = Annotated[Optional[list[str]], typer.Option(help="Table: text column(s); repeatable.")]
 ImageCol = Annotated[Optional[str], typer.Option(help="Table: image path column.")]
 ImageDir = Annotated[Optional[Path], typer.Option(help="Table: folder the images are in.")]
 ImagePattern = Annotated[str, typer.Option(help="Table: image file name pattern, e.g. '{id}.jpg'.")]
 LabelCol = Annotated[Optional[str], typer.Option(help="Table: one list-valued label column.")]
-LabelCols = Annotated[Optional[list[str]], typer.Option(help="Table: one-hot label columns; repeatable.")]
+LabelCols = Annotated[Optional[list[str]], typer.Option(
+    help="Table: one-hot 0/1 label columns (repeatable or a,b,c); auto: every 0/1 column not named like "
+         "an id, title, year, text, path, split, date, rating or count (printed).")]
 LabelSep = Annotated[str, typer.Option(help="Table: separator inside a joined label column.")]
 SplitCol = Annotated[Optional[str], typer.Option(help="Table: split column (train/dev/test).")]
 SplitFile = Annotated[Optional[Path], typer.Option(help="JSON {'train': [...], 'dev': [...], 'test': [...]} of ids.")]
 IdNorm = Annotated[Optional[str], typer.Option(help="Normalise ids before matching the split file, e.g. strip-tt.")]
 SplitSeed = Annotated[Optional[int], typer.Option(help="Seeded stratified random split when there is no split.")]
+SplitRatios = Annotated[Optional[str], typer.Option(
+    metavar="TRAIN,DEV,TEST", help="Fractions for --split-seed, e.g. 0.7,0.1,0.2 (default 0.6,0.1,0.3).")]
 Limit = Annotated[Optional[int], typer.Option(help="Only the first N records (quick looks).")]
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    """'0.7,0.1,0.2' -> (0.7, 0.1, 0.2); DatasetConfig checks there are three summing to 1."""
+    try:
+        return tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise ValueError(f"--split-ratios {text!r}: give train,dev,test fractions, e.g. 0.7,0.1,0.2") from None
 
 
 def dataset_config(data: Path, format: str, preset: str | None, plot: str, labels: str,
@@ -84,12 +99,18 @@ def dataset_config(data: Path, format: str, preset: str | None, plot: str, label
                    image_dir: Path | None, image_pattern: str, label_col: str | None,
                    label_cols: list[str] | None, label_sep: str, split_col: str | None,
                    split_file: Path | None, id_normalizer: str | None, split_seed: int | None,
-                   limit: int | None) -> Any:
+                   limit: int | None, drop_label: list[str] | None = None,
+                   split_ratios: str | None = None) -> Any:
     from extract.datasets import DatasetConfig
 
+    extra: dict[str, Any] = {}
+    if split_ratios is not None:
+        if split_seed is None:
+            raise ValueError("--split-ratios applies to a seeded split only: add --split-seed N")
+        extra["split_ratios"] = parse_ratios(split_ratios)
     return DatasetConfig(path=data, format=format, preset=preset, plot=plot, labels=labels,
                          id_col=id_col, text_cols=list(text_col or []), image_col=image_col,
                          image_dir=image_dir, image_pattern=image_pattern, label_col=label_col,
                          label_cols=list(label_cols or []), label_sep=label_sep, split_col=split_col,
                          split_file=split_file, id_normalizer=id_normalizer, split_seed=split_seed,
-                         limit=limit)
+                         limit=limit, drop_labels=list(drop_label or []), **extra)

@@ -6,10 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from commands._common import (DataPath, Format, IdCol, IdNorm, ImageCol, ImageDir, ImagePattern,
-                              LabelCol, LabelCols, Labels, LabelSep, Limit, Plot, Preset, SplitCol,
-                              SplitFile, SplitSeed, TextCol, command_line, dataset_config, parse_kv,
-                              user_errors)
+from commands._common import (DataPath, DropLabel, Format, IdCol, IdNorm, ImageCol, ImageDir,
+                              ImagePattern, LabelCol, LabelCols, Labels, LabelSep, Limit, Plot, Preset,
+                              SplitCol, SplitFile, SplitRatios, SplitSeed, TextCol, command_line,
+                              dataset_config, parse_kv, user_errors)
 from extract.encoders import list_encoders
 
 _ENCODER_HELP = "Encoder: " + ", ".join(list_encoders()) + " (clip = clip-image/clip-text by --modality)."
@@ -30,23 +30,30 @@ def extract(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     dtype: Annotated[str, typer.Option(help="Stored feature dtype: float16 or float32.")] = "float16",
     tokens: Annotated[bool, typer.Option("--tokens", help="Also store token/patch states.")] = False,
-    format: Format = "auto", preset: Preset = None, plot: Plot = "longest", labels: Labels = "mmimdb23",
+    format: Format = "auto", preset: Preset = None, plot: Plot = "longest", labels: Labels = "auto",
+    drop_label: DropLabel = None,
     id_col: IdCol = None, text_col: TextCol = None, image_col: ImageCol = None, image_dir: ImageDir = None,
     image_pattern: ImagePattern = "{id}.jpg", label_col: LabelCol = None, label_cols: LabelCols = None,
     label_sep: LabelSep = "|", split_col: SplitCol = None, split_file: SplitFile = None,
-    id_normalizer: IdNorm = None, split_seed: SplitSeed = None, limit: Limit = None,
+    id_normalizer: IdNorm = None, split_seed: SplitSeed = None, split_ratios: SplitRatios = None,
+    limit: Limit = None,
 ) -> None:
     """Extract features once; a repeat with the same settings is a no-op, a killed run resumes."""
+    from extract.datasets import load_dataset
+    from extract.readers.report import report_lines
     from extract.run import ExtractConfig, run_extract
 
     ds_cfg = dataset_config(data, format, preset, plot, labels, id_col, text_col, image_col, image_dir,
                             image_pattern, label_col, label_cols, label_sep, split_col, split_file,
-                            id_normalizer, split_seed, limit)
+                            id_normalizer, split_seed, limit, drop_label=drop_label, split_ratios=split_ratios)
     cfg = ExtractConfig(dataset=ds_cfg, encoder=encoder, modality=modality, weights=weights,
                         options=parse_kv(option, "--option"), state_dict=state_dict,
                         text_field=text_field, out=out, batch_size=batch_size, workers=workers,
                         device=device, dtype=dtype, tokens=tokens, command=command_line())
-    res = run_extract(cfg)
+    dataset = load_dataset(ds_cfg)
+    for line in report_lines(dataset.report):  # every decision the reader made, before the long part
+        typer.echo(line)
+    res = run_extract(cfg, dataset=dataset)
     if res.skipped:
         typer.echo(f"up to date: {res.path} (same settings already extracted)")
     else:

@@ -7,7 +7,8 @@ Layouts (registry ``READERS``; ``--format auto`` picks one from the files):
 - ``table``: any CSV/TSV/JSONL table, columns chosen by flags (text-only, image-only too).
 
 ``PRESETS`` fill the flags of a known data set, so ``--preset poster-subset --data DIR``
-is enough for the MM-IMDb poster subset. Labels are always names; splits come from a
+is enough for the MM-IMDb poster subset. Labels are always names (``--labels auto``: a
+table's own names, GMU's 23 genres for the MM-IMDb layouts and presets); splits come from a
 split column, a split file, the jsonl file names, or a seeded stratified split.
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # one 0/1 column per genre, Overview), posters/<Id>.jpg, mmimdb_split.json of 7-digit ids.
     "poster-subset": {
         "format": "table",
+        "table": "movies.csv",  # by name: the folder also holds metadata/metadata.csv and may hold more
         "id_col": "Id",
         "text_cols": ["plot=Overview"],
         "image_dir": "posters",
@@ -58,11 +60,14 @@ _TABLE_FLAGS = {"id_col": "--id-col", "text_cols": "--text-col", "image_col": "-
                 "split_col": "--split-col", "meta_cols": "--meta-col", "image_pattern": "--image-pattern"}
 
 
+AUTO_LABELS = "auto"  # --labels auto: resolved per reader by _resolve_labels
+
+
 def _as_list(value: Any) -> list[str]:
-    """A list flag given as a list or as one comma-separated string."""
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v) for v in value]
+    """A list flag given as a list, as one comma-separated string, or both (a repeated CLI flag
+    whose values are comma-separated: ``--label-cols a,b --label-cols c``)."""
+    items = [value] if isinstance(value, str) else value
+    return [v.strip() for item in items for v in str(item).split(",") if v.strip()]
 
 
 def _defaults(cfg: Any) -> dict[str, Any]:
@@ -80,7 +85,11 @@ class DatasetConfig:
     preset: str | None = None  # a PRESETS name; fills every option left at its default (and not
     # replaced by an alternative the user gave: --label-cols stops a preset's --label-col)
     plot: str = "longest"  # MM-IMDb has several plot summaries per movie: longest | first | all
-    labels: str = "mmimdb23"  # GMU's 23 genres (others dropped, counted) | data: every name found
+    # auto: "data" for a table (its own names), "mmimdb23" for the MM-IMDb layouts (and the
+    # poster-subset preset); mmimdb23: GMU's 23 genres (others dropped, counted); data: every name found
+    labels: str = AUTO_LABELS
+    drop_labels: list[str] = field(default_factory=list)  # names removed everywhere (--drop-label)
+    table: str | None = None  # table file inside a --data folder (presets name it); None: the only one
     id_col: str | None = None  # unset: a column named "id" (any case), else the row number
     text_cols: list[str] = field(default_factory=list)  # "column" or "name=column", one per text field
     image_col: str | None = None  # image path per row, relative to image_dir or the table's folder
@@ -111,12 +120,14 @@ class DatasetConfig:
         self.split_file = Path(self.split_file) if self.split_file is not None else None
         self.text_cols = _as_list(self.text_cols)
         self.label_cols = _as_list(self.label_cols)
+        drop = [self.drop_labels] if isinstance(self.drop_labels, str) else self.drop_labels
+        self.drop_labels = [str(n) for n in drop]  # label names may hold commas: never split
         self.meta_cols = _as_list(self.meta_cols) if self.meta_cols is not None else None
         self._validate()
 
     def _validate(self) -> None:
         choices = {"--format": (self.format, ["auto", *READERS]), "--plot": (self.plot, list(PLOT_CHOICES)),
-                   "--labels": (self.labels, list(LABEL_SETS))}
+                   "--labels": (self.labels, [AUTO_LABELS, *LABEL_SETS])}
         for flag, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ValueError(f"Unknown {flag} {value!r}; choose from {allowed}")
@@ -139,6 +150,10 @@ class DatasetConfig:
         if len(r) != 3 or min(r) < 0 or r[0] <= 0 or abs(sum(r) - 1) > 1e-6:
             raise ValueError(f"--split-ratios {list(r)} must be three train/dev/test fractions >= 0 "
                              "summing to 1, with train > 0")
+        if r != _defaults(self)["split_ratios"] and self.split_seed is None:
+            raise ValueError("--split-ratios applies to a seeded split only: add --split-seed N")
+        if any(not n.strip() for n in self.drop_labels):
+            raise ValueError("--drop-label needs a label name")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit {self.limit} must be at least 1")
         names = [n.partition("=")[0].strip() if "=" in n else n for n in self.text_cols]
@@ -177,9 +192,20 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
         set_flags = _table_flags_set(cfg)
         if set_flags:
             raise ValueError(f"{', '.join(set_flags)} apply to --format table only, not {fmt!r}")
-    dataset = READERS[fmt](cfg)
+    dataset = READERS[fmt](_resolve_labels(cfg, fmt))
     dataset.options["format"] = fmt
+    dataset.report["label_set_auto"] = cfg.labels == AUTO_LABELS
     return dataset
+
+
+def _resolve_labels(cfg: DatasetConfig, fmt: str) -> DatasetConfig:
+    """--labels auto -> a table's own label names, GMU's 23 genres for the MM-IMDb layouts.
+
+    The resolved name is what the reader records in the options, so auto and the explicit
+    set it stands for make the same cache."""
+    if cfg.labels != AUTO_LABELS:
+        return cfg
+    return dataclasses.replace(cfg, labels="data" if fmt == "table" else "mmimdb23")
 
 
 def list_readers() -> list[str]:

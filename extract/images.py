@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 OK, FILE_MISSING, CORRUPT = 0, 1, 2
 # Pillow's own guard against decompression bombs (~89 Mpixel warns, twice that raises).
@@ -33,5 +33,8 @@ def load_image(path: str | Path) -> tuple[int, Image.Image | None, str]:
         return FILE_MISSING, None, f"{path}: no such file"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return CORRUPT, None, f"{path}: too large to decode safely ({e})"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001
+        # Malformed files make Pillow raise UnidentifiedImageError, OSError, SyntaxError,
+        # ValueError, but also struct.error, EOFError, IndexError...: one bad poster is masked
+        # and counted, it never ends a run of thousands.
         return CORRUPT, None, f"{path}: not a readable image ({type(e).__name__}: {e})"

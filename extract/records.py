@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,17 @@ MMIMDB_GENRES = [
     "Documentary", "Mystery", "Sci-Fi", "Fantasy", "Family", "Biography", "War", "History",
     "Music", "Animation", "Musical", "Western", "Sport", "Short", "Film-Noir",
 ]
+
+
+# Unicode categories that draw nothing: separators (Zs, Zl, Zp), controls (Cc) and format
+# characters (Cf: zero-width space, ZWNJ, ZWJ, byte-order mark, soft hyphen...). str.strip()
+# keeps the Cf ones, so a plot of zero-width spaces would otherwise be encoded as a text.
+_INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def is_blank(text: str | None) -> bool:
+    """True when a text shows nothing to a reader: empty, or only invisible characters."""
+    return not text or all(unicodedata.category(c) in _INVISIBLE for c in text)
 
 
 @dataclass

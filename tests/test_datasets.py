@@ -106,10 +106,11 @@ def test_mmimdb_labels_data_keeps_all(mmimdb_root: Path) -> None:
 
 def test_mmimdb_without_split_file_and_limit(mmimdb_root: Path) -> None:
     (mmimdb_root / "split.json").unlink()
-    ds = load_dataset(DatasetConfig(path=mmimdb_root, limit=2))
+    with pytest.raises(ValueError, match="no record among the first 2 .*train split.*--split-seed"):
+        load_dataset(DatasetConfig(path=mmimdb_root, limit=2))  # nothing to train on: refused
+    ds = load_dataset(DatasetConfig(path=mmimdb_root, limit=2, split_seed=0))
     assert [r.id for r in ds.records] == ["0000001", "0000002"]
-    assert all(r.split == UNSPLIT for r in ds.records)
-    assert ds.report["records_without_split"] == 2 and ds.report["notes"]
+    assert ds.report["records_without_split"] == 0 and ds.report["notes"]
 
 
 # ---------------------------------------------------------------- fixtures: jsonl
@@ -146,11 +147,12 @@ def test_hf_jsonl_file_id_from_image(tmp_path: Path) -> None:
     _write_jsonl(f, [{"img": "img/0000010.jpeg", "text": "x", "label": ["Action"]},
                      {"img": "img/0000011.jpeg", "text": "y", "label": "Drama|Romance"}])
     assert detect_format(DatasetConfig(path=f)) == "jsonl"
-    ds = load_dataset(DatasetConfig(path=f))
+    with pytest.raises(ValueError, match="train split"):  # a file not named after a split has none
+        load_dataset(DatasetConfig(path=f))
+    ds = load_dataset(DatasetConfig(path=f, split_seed=0))
     assert [r.id for r in ds.records] == ["0000010", "0000011"]
     assert ds.records[0].image == sub / "img" / "0000010.jpeg"
     assert ds.records[1].labels == ["Drama", "Romance"]
-    assert all(r.split == UNSPLIT for r in ds.records)
 
 
 def test_jsonl_bad_line(tmp_path: Path) -> None:
@@ -195,7 +197,7 @@ def table(tmp_path: Path) -> Path:
 
 def test_table_csv_columns_and_split_col(table: Path) -> None:
     ds = load_dataset(DatasetConfig(path=table, id_col="Id", text_cols=["plot=Overview"], image_dir=Path("posters"),
-                                    label_col="Genre", split_col="split", meta_cols=[]))
+                                    label_col="Genre", split_col="split", meta_cols=[], labels="mmimdb23"))
     assert ds.options["format"] == "table"
     assert [r.split for r in ds.records] == ["train", "dev", "test", UNSPLIT]
     r = ds.records[0]
@@ -221,9 +223,9 @@ def test_table_unknown_split_value(tmp_path: Path) -> None:
 def test_onehot_and_list_labels_identical(table: Path) -> None:
     common = dict(path=table, id_col="Id", text_cols=["plot=Overview"], image_dir="posters", meta_cols=[],
                   split_col="split")
-    listed = load_dataset(DatasetConfig(label_col="Genre", **common))
-    onehot = load_dataset(DatasetConfig(label_cols=ONEHOT, **common))
-    auto = load_dataset(DatasetConfig(label_cols=["auto"], **common))
+    listed = load_dataset(DatasetConfig(label_col="Genre", labels="mmimdb23", **common))
+    onehot = load_dataset(DatasetConfig(label_cols=ONEHOT, labels="mmimdb23", **common))
+    auto = load_dataset(DatasetConfig(label_cols=["auto"], labels="mmimdb23", **common))
     for other in (onehot, auto):
         assert other.records == listed.records
         assert other.label_names == listed.label_names
@@ -257,14 +259,16 @@ def test_canonical_label_quirks() -> None:
 
 
 def test_text_only_and_image_only_tables(tmp_path: Path) -> None:
-    f = _write_csv(tmp_path / "t.csv", [{"id": "a", "text": "hello", "img": "a.png", "tags": "x|y"},
-                                         {"id": "b", "text": "", "img": "", "tags": "y"}])
-    text_only = load_dataset(DatasetConfig(path=f, text_cols=["text"], label_col="tags", labels="data"))
+    f = _write_csv(tmp_path / "t.csv", [{"id": "a", "text": "hello", "img": "a.png", "tags": "x|y", "split": "train"},
+                                         {"id": "b", "text": "", "img": "", "tags": "y", "split": "test"}])
+    text_only = load_dataset(DatasetConfig(path=f, text_cols=["text"], label_col="tags", labels="data",
+                                           split_col="split"))
     assert [r.image for r in text_only.records] == [None, None]
     assert text_only.report["records_without_image"] == 2 and text_only.report["missing_images"] == 0
     assert text_only.records[0].texts == {"text": "hello"} and text_only.label_names == ["x", "y"]
     assert text_only.records[0].meta == {"img": "a.png"}  # unused columns land in meta
-    image_only = load_dataset(DatasetConfig(path=f, image_col="img", label_col="tags", labels="data"))
+    image_only = load_dataset(DatasetConfig(path=f, image_col="img", label_col="tags", labels="data",
+                                            split_col="split"))
     assert [r.texts for r in image_only.records] == [{}, {}]
     assert image_only.records[0].image == tmp_path / "a.png" and image_only.records[1].image is None
     assert image_only.report["missing_images"] == 1
@@ -272,11 +276,11 @@ def test_text_only_and_image_only_tables(tmp_path: Path) -> None:
 
 def test_table_tsv_jsonl_and_row_ids(tmp_path: Path) -> None:
     tsv = _write_csv(tmp_path / "t.tsv", [{"name": "a", "labels": "War"}], delimiter="\t")
-    ds = load_dataset(DatasetConfig(path=tsv, label_col="labels", text_cols=["name"]))
+    ds = load_dataset(DatasetConfig(path=tsv, label_col="labels", text_cols=["name"], split_seed=0))
     assert ds.records[0].id == "0" and ds.records[0].labels == ["War"] and ds.report["notes"]
     jl = tmp_path / "t.jsonl"
     _write_jsonl(jl, [{"key": "k1", "body": "text", "genres": ["Drama", "Sci-fi"]}])
-    ds = load_dataset(DatasetConfig(path=jl, id_col="key", text_cols=["body"], label_col="genres"))
+    ds = load_dataset(DatasetConfig(path=jl, id_col="key", text_cols=["body"], label_col="genres", split_seed=0))
     assert ds.records[0].id == "k1" and ds.records[0].labels == ["Drama", "Sci-Fi"]
 
 
@@ -297,8 +301,8 @@ def test_split_file_with_strip_tt(table: Path) -> None:
     assert [r.split for r in ds.records] == ["train", "train", "dev", UNSPLIT]
     assert ds.records[0].id == "tt0000001"  # ids stay as read; only matching is normalised
     assert ds.report["unknown_split_ids"] == {"train": 0, "dev": 0, "test": 1}
-    plain = load_dataset(DatasetConfig(**kw))  # without the normaliser nothing matches
-    assert plain.report["records_without_split"] == 4 and plain.report["unknown_split_ids"]["train"] == 2
+    with pytest.raises(ValueError, match="split.json has no train id.*--id-normalizer"):
+        load_dataset(DatasetConfig(**kw))  # without the normaliser nothing matches: nothing to train on
     assert NORMALIZERS["strip-tt"]("tt0086425") == "0086425" and NORMALIZERS["digits"]("tt0086425") == "86425"
 
 

@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from extract.images import LOADING
+
 
 @dataclass
 class EncodeOutput:
@@ -127,8 +129,17 @@ class Encoder:
             "state_dict": (f"{self.state_dict.name}@sha256:{file_sha256(self.state_dict)}"
                            if self.state_dict else None),
             "options": self.options,
-            "preprocess": self.preprocess_info(),
+            "preprocess": self.full_preprocess_info(),
         }
+
+    def full_preprocess_info(self) -> dict[str, Any]:
+        """preprocess_info() plus, for images, how a poster file becomes a PIL image
+        (extract.images.LOADING: full decode, EXIF orientation, size guard): that changes the
+        pixels too, so it is recorded in the cache and hashed into its name."""
+        info = self.preprocess_info()
+        if self.modality == "image":
+            info = {"loading": dict(LOADING), **info}
+        return info
 
     def _load_state_dict(self, module: torch.nn.Module) -> None:
         """Load a fine-tuned state dict (e.g. from end-to-end mode) over the built model.

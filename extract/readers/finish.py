@@ -5,13 +5,18 @@ name when it has one); ``finish`` does the rest the same way for every layout, s
 report has the same keys whatever the reader:
 
 - ``records``, ``split_counts``
+- ``label_set``, ``label_names``: the label set used (``--labels auto`` resolved) and its names
 - ``dropped_labels``: {name: records} removed by the label set
+- ``removed_labels``: {name: records} removed by ``--drop-label``
 - ``unknown_split_ids``: {split: ids in the split file that match no record}
 - ``records_without_split``: records left UNSPLIT
 - ``missing_images``: records whose image path does not exist (the extractor masks them)
 - ``records_without_image``: records with no image at all (image None)
 - ``empty_texts``: {text field: records where it is empty}
 - ``records_without_labels``, ``labels_without_train_positive``, ``notes``
+
+and refuses a data set nothing can be trained on (no record with a label, or no record in
+the train split) with one line saying what to pass.
 """
 from __future__ import annotations
 
@@ -23,13 +28,20 @@ import numpy as np
 
 from extract.readers.labels import apply_label_set
 from extract.readers.splits import assign_from_file, get_normalizer, read_split_file, stratified_split
-from extract.records import UNSPLIT, Dataset, Record
+from extract.records import UNSPLIT, Dataset, Record, is_blank
 
 if TYPE_CHECKING:
     from extract.datasets import DatasetConfig
 
 # Fields of DatasetConfig that do not change records (where the data lives), left out of options.
-_NOT_OPTIONS = ("path", "image_dir", "split_file")
+_NOT_OPTIONS = ("path", "image_dir", "split_file", "table")
+# Options added after caches existed, left out while at their default, so those caches keep their names.
+_LATER_OPTIONS: dict[str, Any] = {"drop_labels": []}
+# What to pass when no record has a label, per reader.
+_LABEL_HINT = {"table": "pass --label-col COLUMN (a list or joined names per row) or --label-cols a,b,c "
+                        "(0/1 columns; --label-cols auto finds them)",
+               "mmimdb": "every movie's 'genres' list is empty: check --data",
+               "jsonl": "every row's 'label' list is empty: check --data"}
 
 
 def resolve(path: Path | None, root: Path) -> Path | None:
@@ -42,6 +54,9 @@ def resolve(path: Path | None, root: Path) -> Path | None:
 def reader_options(cfg: "DatasetConfig") -> dict[str, Any]:
     opts = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_OPTIONS}
     opts["split_file"] = cfg.split_file.name if cfg.split_file else None  # contents reach the fingerprint via splits
+    for k, default in _LATER_OPTIONS.items():
+        if opts.get(k) == default:
+            del opts[k]
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}
 
 
@@ -49,8 +64,11 @@ def finish(cfg: "DatasetConfig", name: str, records: list[Record], report: dict[
            split_file: Path | None = None) -> Dataset:
     """Apply labels and splits to records read by a reader and build the Dataset."""
     notes: list[str] = report.setdefault("notes", [])
-    label_names, dropped = apply_label_set(records, cfg.labels)
+    label_names, dropped, removed = apply_label_set(records, cfg.labels, cfg.drop_labels)
+    report["label_set"] = cfg.labels
+    report["label_names"] = label_names
     report["dropped_labels"] = dropped
+    report["removed_labels"] = removed
 
     report["unknown_split_ids"] = {}
     if split_file is not None:
@@ -79,9 +97,35 @@ def finish(cfg: "DatasetConfig", name: str, records: list[Record], report: dict[
     report["records_without_image"] = sum(r.image is None for r in records)
     report["missing_images"] = sum(r.image is not None and not r.image.exists() for r in records)
     fields = sorted({f for r in records for f in r.texts})
-    report["empty_texts"] = {f: sum(not r.texts.get(f, "").strip() for r in records) for f in fields}
+    report["empty_texts"] = {f: sum(is_blank(r.texts.get(f)) for r in records) for f in fields}
     report["records_without_labels"] = sum(not r.labels for r in records)
     report["labels_without_train_positive"] = dataset.labels_without_train_positive()
-    if report["records_without_split"] == len(records) and records:
-        notes.append("no record has a split: give --split-file, --split-col or --split-seed")
+    if records:
+        _refuse_untrainable(cfg, dataset, split_file)
     return dataset
+
+
+def _refuse_untrainable(cfg: "DatasetConfig", ds: Dataset, split_file: Path | None) -> None:
+    """One line saying what to pass when no record has a label or none is in the train split."""
+    report = ds.report
+    if report["records_without_labels"] == len(ds.records):
+        dropped, removed = report["dropped_labels"], {k: v for k, v in report["removed_labels"].items() if v}
+        if dropped or removed:
+            why = [f"{flag} removed {', '.join(f'{k}={v}' for k, v in list(d.items())[:5])}"
+                   for flag, d in ((f"--labels {cfg.labels}", dropped), ("--drop-label", removed)) if d]
+            fix = "pass --labels data to keep the data's own names" if dropped else "drop fewer labels"
+            raise ValueError(f"no record keeps a label: {'; '.join(why)}; {fix}")
+        hint = _LABEL_HINT.get(str(report.get("format")), "check the label flags")
+        raise ValueError(f"no record of the {len(ds.records)} has a label; {hint}")
+    counts = report["split_counts"]
+    if counts["train"] == 0:
+        sizes = " ".join(f"{k}={v}" for k, v in counts.items())
+        if split_file is not None:
+            hint = (f"split file {split_file.name} has no train id matching a record id: check the ids "
+                    "(--id-normalizer strip-tt or digits)")
+        elif cfg.split_col is not None:
+            hint = f"--split-col {cfg.split_col!r} has no train row"
+        else:
+            hint = "give --split-file, --split-col or --split-seed N (with --split-ratios 0.7,0.1,0.2)"
+        limit = f" among the first {cfg.limit} (--limit)" if cfg.limit is not None else ""
+        raise ValueError(f"no record{limit} is in the train split ({sizes}); {hint}")

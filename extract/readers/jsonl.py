@@ -19,6 +19,7 @@ from extract.readers.finish import finish, resolve
 from extract.readers.labels import parse_label_cell
 from extract.readers.mmimdb_raw import choose_plot
 from extract.readers.splits import split_from_name
+from extract.readers.text import numbered_lines, read_utf8
 from extract.records import Dataset, Record
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def looks_like_mm_jsonl(path: Path) -> bool:
     if path.is_dir():
         return bool(split_files(path))
     try:
-        with path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8-sig") as fh:  # -sig: a byte-order mark is fine, as in CSV
             first = json.loads(fh.readline() or "{}")
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return False
@@ -80,18 +81,17 @@ def read_jsonl(cfg: "DatasetConfig") -> Dataset:
     records: list[Record] = []
     for f in files:
         split = split_from_name(f.name)
-        with f.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if cfg.limit is not None and len(records) >= cfg.limit:
-                    break
-                if not line.strip():
-                    continue
-                where = f"{f}:{n}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{where}: bad JSON line: {e}") from e
-                records.append(_record(row, where, f.parent, split, cfg))
+        for n, line in numbered_lines(read_utf8(f, "--data")):
+            if cfg.limit is not None and len(records) >= cfg.limit:
+                break
+            if not line.strip():
+                continue
+            where = f"{f}:{n}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: bad JSON line: {e}") from e
+            records.append(_record(row, where, f.parent, split, cfg))
     name = path.name if path.is_dir() else path.stem
     split_file = resolve(cfg.split_file, path if path.is_dir() else path.parent)
     return finish(cfg, name, records, {"format": "jsonl", "notes": []}, split_file)

@@ -80,18 +80,25 @@ def parse_onehot(value: Any, column: str, where: str) -> bool:
                      "(use --label-col for a list-valued column)")
 
 
-def apply_label_set(records: list[Record], label_set: str) -> tuple[list[str], dict[str, int]]:
-    """Canonicalise every record's labels in place, drop names outside the set.
+def apply_label_set(records: list[Record], label_set: str,
+                    drop: list[str] | tuple[str, ...] = ()) -> tuple[list[str], dict[str, int], dict[str, int]]:
+    """Canonicalise every record's labels in place, remove the ``drop`` names, drop names outside the set.
 
-    Returns (label_names, dropped) where dropped counts removed names per name.
+    Returns (label_names, dropped, removed): records per name dropped by the label set, and
+    records per name removed by ``drop`` (--drop-label; 0 for a name the data never has).
     Each record's labels end up unique and in label_names order.
     """
     if label_set not in LABEL_SETS:
         raise ValueError(f"Unknown label set {label_set!r} (--labels); choose from {list(LABEL_SETS)}")
+    removed = {canonical_label(n): 0 for n in drop}
     for r in records:
         r.labels = list(dict.fromkeys(canonical_label(n) for n in r.labels))
+        for n in r.labels:
+            if n in removed:
+                removed[n] += 1
+        r.labels = [n for n in r.labels if n not in removed]
     if label_set == "mmimdb23":
-        names = list(MMIMDB_GENRES)
+        names = [n for n in MMIMDB_GENRES if n not in removed]
     else:
         names = sorted({n for r in records for n in r.labels})
     index = {n: i for i, n in enumerate(names)}
@@ -99,4 +106,24 @@ def apply_label_set(records: list[Record], label_set: str) -> tuple[list[str], d
     for r in records:
         dropped.update(n for n in r.labels if n not in index)
         r.labels = sorted((n for n in r.labels if n in index), key=index.__getitem__)
-    return names, dict(sorted(dropped.items()))
+    return names, dict(sorted(dropped.items())), removed
+
+
+# Separators people join labels with; one of these in the cells and never --label-sep means
+# the flag is wrong, and splitting on it would make "Drama, War" one label named so.
+LIKELY_SEPARATORS = (";", ",", "/")
+
+
+def check_separator(cells: list[Any], sep: str, where: str) -> None:
+    """Refuse a joined label column that never holds ``sep`` but does hold a likely separator."""
+    texts = [str(c).strip() for c in cells if c is not None and not isinstance(c, (list, tuple))]
+    texts = [t for t in texts if t and not t.startswith("[")]  # list literals are parsed as lists
+    if not texts or any(sep in t for t in texts):
+        return
+    counts = {s: sum(s in t for t in texts) for s in LIKELY_SEPARATORS if s != sep}
+    best = max(counts, key=counts.__getitem__)
+    if counts[best]:
+        example = next(t for t in texts if best in t)
+        raise ValueError(f"{where}: no cell holds --label-sep {sep!r} but {counts[best]} hold {best!r} "
+                         f"(e.g. {example!r}); pass --label-sep '{best}' (or write each cell as a "
+                         f"JSON list if {best!r} is part of a label name)")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from extract.readers.finish import finish, resolve
+from extract.readers.text import read_utf8
 from extract.records import UNSPLIT, Dataset, Record
 
 if TYPE_CHECKING:
@@ -77,8 +78,8 @@ def read_mmimdb(cfg: "DatasetConfig") -> Dataset:
     records = []
     for f in files:
         try:
-            doc = json.loads(f.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            doc = json.loads(read_utf8(f, "--data"))  # non-UTF-8: one line naming the file and line
+        except json.JSONDecodeError as e:
             raise ValueError(f"bad MM-IMDb JSON file {f}: {e}; fix or remove it") from e
         if not isinstance(doc, dict):
             raise ValueError(f"bad MM-IMDb JSON file {f}: expected an object with 'plot' and 'genres'")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from extract.readers.text import read_utf8
 from extract.records import SPLITS, UNSPLIT
 
 # Spellings of split names in the wild -> our names.
@@ -69,7 +70,7 @@ def split_from_name(name: str) -> str:
 def read_split_file(path: Path, normalize: Callable[[str], str]) -> dict[str, str]:
     """{normalised id: split} from a JSON file {"train": [...], "dev": [...], "test": [...]}."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_utf8(path, "--split-file"))
     except FileNotFoundError:
         raise FileNotFoundError(f"split file {path} not found (--split-file)") from None
     except json.JSONDecodeError as e:

@@ -1,0 +1,406 @@
+"""Issue 9, inputs: bad posters and texts are masked and counted, bad files are refused with
+one line, and `extract` prints every decision it made about a user's own data."""
+from __future__ import annotations
+
+import csv
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import tests.toy_encoder  # noqa: F401  (registers toy-image)
+from cli import app
+from extract.datasets import DatasetConfig, load_dataset
+from extract.records import MMIMDB_GENRES
+
+runner = CliRunner()
+
+
+# ---------------------------------------------------------------------------- helpers
+def _write_csv(path: Path, rows: list[dict], encoding: str = "utf-8") -> Path:
+    with path.open("w", newline="", encoding=encoding) as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _ok(args: list) -> str:
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    assert "Traceback" not in r.output
+    return r.output
+
+
+def _refused(args: list, *expect: str) -> str:
+    """Exit 2, exactly one `error:` line holding every ``expect``, no traceback."""
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exit_code == 2, r.output
+    assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.output
+    for e in expect:
+        assert e in errors[0], errors[0]
+    return errors[0]
+
+
+def _text_table(tmp_path: Path, n: int = 12, **extra_cols) -> Path:
+    """A small text-only table: id, plot, genres (mmimdb23 names), split."""
+    splits = ["train"] * (n - 4) + ["dev", "dev", "test", "test"]
+    rows = [{"id": f"m{i}", "plot": f"a story number {i} about {'love' if i % 2 else 'war'}",
+             "genres": "Drama|Romance" if i % 2 else "War", "split": splits[i],
+             **{k: v[i] for k, v in extra_cols.items()}} for i in range(n)]
+    return _write_csv(tmp_path / "t.csv", rows)
+
+
+def _tfidf(data: Path, out: Path, *flags) -> list:
+    return ["extract", "--data", data, "--encoder", "tfidf", "-o", "min_df=1", "--workers", "0",
+            "--out", out, *flags]
+
+
+# ---------------------------------------------------------------------------- posters (items 8, 9)
+def _bomb_png(path: Path, side: int = 15000) -> Path:
+    """A valid 1-bit side x side PNG of ~30 KB: 225 Mpixel, over Pillow's decompression-bomb limit."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row * side, 9))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def _upright() -> Image.Image:
+    a = np.zeros((40, 60, 3), dtype=np.uint8)  # (H, W, 3), no symmetry: any rotation shows
+    a[:20, :30] = 255
+    a[20:, 30:, 1] = 200
+    a[:, 50:, 2] = 90
+    return Image.fromarray(a)
+
+
+def _poster_table(tmp_path: Path, posters: dict[str, str]) -> Path:
+    rows = [{"id": pid, "image": name, "genres": "Drama|War" if i % 2 else "Comedy",
+             "split": "train" if i < len(posters) - 1 else "test"} for i, (pid, name) in enumerate(posters.items())]
+    return _write_csv(tmp_path / "posters.csv", rows)
+
+
+def _image_cfg(table: Path) -> DatasetConfig:
+    return DatasetConfig(path=table, image_col="image", label_col="genres", split_col="split")
+
+
+def test_status_codes_agree_with_the_poster_loader() -> None:
+    from extract import images, run
+
+    assert (run.OK, run.FILE_MISSING, run.CORRUPT) == (images.OK, images.FILE_MISSING, images.CORRUPT)
+    assert run.REASONS[images.CORRUPT] == "image_corrupt"
+
+
+def test_decompression_bomb_is_masked_and_counted(tmp_path: Path) -> None:
+    from extract.run import ExtractConfig, run_extract
+
+    _upright().save(tmp_path / "a.png")
+    _upright().rotate(180).save(tmp_path / "b.png")
+    _bomb_png(tmp_path / "bomb.png")
+    table = _poster_table(tmp_path, {"a": "a.png", "bomb": "bomb.png", "b": "b.png"})
+    res = run_extract(ExtractConfig(dataset=_image_cfg(table), encoder="toy-image", out=tmp_path / "c",
+                                    workers=0), progress=False)
+    assert res.missing == {"image_corrupt": 1} and res.n == 3
+    out = _ok(["extract", "--data", table, "--image-col", "image", "--label-col", "genres", "--split-col",
+               "split", "--encoder", "toy-image", "--workers", "0", "--out", tmp_path / "cli"])
+    assert "image_corrupt=1" in out
+
+
+def test_exif_orientation_is_applied_and_recorded(tmp_path: Path) -> None:
+    import h5py
+
+    from cache.store import open_info
+    from extract.run import ExtractConfig, run_extract
+
+    up = _upright()
+    up.save(tmp_path / "up.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation 6: stored turned 90 degrees, shown rotated back
+    up.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "side.png", exif=exif)
+    table = _poster_table(tmp_path, {"up": "up.png", "side": "side.png", "other": "up.png"})
+    res = run_extract(ExtractConfig(dataset=_image_cfg(table), encoder="toy-image", out=tmp_path / "c",
+                                    workers=0, dtype="float32"), progress=False)
+    with h5py.File(res.path, "r") as f:
+        feats = f["features"][...]
+    np.testing.assert_array_equal(feats[0], feats[1])  # the sideways phone photo reads upright
+    assert open_info(res.path).attrs["preprocess"]["loading"]["exif_transpose"] is True
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet-lite0", "minilm"])
+def test_image_encoders_record_the_loading(name: str) -> None:
+    from extract.images import LOADING
+    from tests.tiny_encoders import make_encoder
+
+    enc = make_encoder(name)
+    pre = enc.describe()["preprocess"]
+    if enc.modality == "image":
+        assert pre["loading"] == LOADING and LOADING["exif_transpose"] is True
+    else:
+        assert "loading" not in pre  # a text encoder reads no image file
+
+
+# ---------------------------------------------------------------------------- texts (item 10)
+INVISIBLE = "\u200b\u200c\u200d\ufeff\u00ad\u2060"  # ZWSP, ZWNJ, ZWJ, BOM, soft hyphen, word joiner
+
+
+def test_invisible_text_counts_as_empty(tmp_path: Path) -> None:
+    from extract.encoders import create_encoder
+    from extract.run import EMPTY_TEXT, OK, ExtractConfig, _Rows, run_extract
+
+    plots = {3: INVISIBLE, 5: " \u00a0\u3000\t"}  # invisible only; plain whitespace only
+    table = _text_table(tmp_path, plot=[plots.get(i, f"plot {i} with words") for i in range(12)])
+    cfg = DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split")
+    ds = load_dataset(cfg)
+    assert ds.report["empty_texts"] == {"plot": 2}
+    rows = _Rows(ds.records, "text", "plot", create_encoder("tfidf"))
+    assert [rows[i][1] for i in (2, 3, 5)] == [OK, EMPTY_TEXT, EMPTY_TEXT]
+    res = run_extract(ExtractConfig(dataset=cfg, encoder="tfidf", options={"min_df": 1}, out=tmp_path / "c",
+                                    workers=0), progress=False)
+    assert res.missing == {"empty_text": 2}
+
+
+# ---------------------------------------------------------------------------- encodings (item 12)
+def test_non_utf8_table_names_file_and_line(tmp_path: Path) -> None:
+    rows = [{"id": "a", "plot": "fine", "genres": "Drama", "split": "train"},
+            {"id": "b", "plot": "caf\u00e9", "genres": "War", "split": "test"}]
+    table = _write_csv(tmp_path / "latin1.csv", rows, encoding="latin-1")  # é is byte 0xe9, line 3
+    with pytest.raises(ValueError, match=r"latin1.csv:3: not UTF-8"):
+        load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split"))
+    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres"), "latin1.csv:3", "UTF-8")
+    jl = tmp_path / "t.jsonl"
+    jl.write_bytes(json.dumps({"id": "a", "text": "x", "label": ["Drama"]}).encode() + b"\n"
+                   + b'{"id": "b", "text": "caf\xe9", "label": ["War"]}\n')
+    _refused(_tfidf(jl, tmp_path / "c", "--format", "table", "--text-col", "text", "--label-col", "label"),
+             "t.jsonl:2", "UTF-8")
+    mmbt = tmp_path / "mmbt"
+    mmbt.mkdir()
+    (mmbt / "train.jsonl").write_bytes(jl.read_bytes())
+    with pytest.raises(ValueError, match=r"train.jsonl:2: not UTF-8"):
+        load_dataset(DatasetConfig(path=mmbt, format="jsonl"))
+
+
+def test_non_utf8_mmimdb_json_and_split_file_name_the_file(tmp_path: Path) -> None:
+    data = tmp_path / "mm" / "dataset"
+    data.mkdir(parents=True)
+    (data / "0000001.json").write_text(json.dumps({"plot": ["a"], "genres": ["Drama"]}))
+    (data / "0000002.json").write_bytes(b'{"plot": ["caf\xe9"], "genres": ["War"]}')
+    (tmp_path / "mm" / "split.json").write_text(json.dumps({"train": ["0000001"], "test": ["0000002"]}))
+    with pytest.raises(ValueError, match=r"0000002.json:1: not UTF-8"):
+        load_dataset(DatasetConfig(path=tmp_path / "mm"))
+    table = _text_table(tmp_path)
+    (tmp_path / "split.json").write_bytes(b'{"train": ["m1"], "test": ["m\xe9"]}')
+    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-file",
+                    tmp_path / "split.json"), "split.json:1", "UTF-8")
+
+
+def test_jsonl_with_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    rows = [{"id": "a", "text": "one", "img": "a.jpeg", "label": ["Drama"]},
+            {"id": "b", "text": "two", "img": "b.jpeg", "label": ["War"]}]
+    body = "".join(json.dumps(r) + "\n" for r in rows)
+    table = tmp_path / "tab.jsonl"
+    table.write_text("\ufeff" + body, encoding="utf-8")
+    ds = load_dataset(DatasetConfig(path=table, format="table", text_cols=["text"], label_col="label",
+                                    split_seed=0))
+    assert [r.id for r in ds.records] == ["a", "b"]  # the BOM is not part of the first column name
+    mmbt = tmp_path / "mmbt"
+    mmbt.mkdir()
+    (mmbt / "train.jsonl").write_text("\ufeff" + body, encoding="utf-8")
+    assert [r.id for r in load_dataset(DatasetConfig(path=mmbt)).records] == ["a", "b"]
+    one = tmp_path / "hf.jsonl"  # one file: the format is told from its first row, BOM or not
+    one.write_text("\ufeff" + body, encoding="utf-8")
+    assert load_dataset(DatasetConfig(path=one, split_seed=0)).options["format"] == "jsonl"
+
+
+# ---------------------------------------------------------------------------- splits (item 13)
+def test_split_ratios_flag_and_split_sizes_printed(tmp_path: Path) -> None:
+    table = _text_table(tmp_path, n=40)
+    flags = ["--text-col", "plot", "--label-col", "genres", "--split-seed", "0"]
+    out = _ok(_tfidf(table, tmp_path / "c", *flags, "--split-ratios", "0.5,0.25,0.25"))
+    want = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_seed=0,
+                                      split_ratios=(0.5, 0.25, 0.25))).split_counts()
+    assert want["train"] == 20  # not the default 0.6 x 40
+    assert "splits: " + " ".join(f"{k}={v}" for k, v in want.items()) in out
+    assert "splits: train=" in _ok(_tfidf(table, tmp_path / "c", *flags))  # the default, printed too
+    assert "splits: train=" in _ok(_tfidf(table, tmp_path / "c", *flags))  # and when up to date
+    _refused(_tfidf(table, tmp_path / "c", *flags, "--split-ratios", "0.7,0.1"), "--split-ratios")
+    _refused(_tfidf(table, tmp_path / "c", *flags, "--split-ratios", "a,b,c"), "--split-ratios")
+    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres",
+                    "--split-ratios", "0.7,0.1,0.2"), "--split-ratios", "--split-seed")
+
+
+# ---------------------------------------------------------------------------- decisions (item 14)
+def test_table_labels_default_to_the_datas_own(tmp_path: Path, tiny_data: Path) -> None:
+    rows = [{"plot": f"tale {i}", "tags": "Space Opera|Kids" if i % 2 else "Space Opera",
+             "split": "train" if i < 6 else "test"} for i in range(8)]
+    table = _write_csv(tmp_path / "own.csv", rows)
+    ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="tags", split_col="split"))
+    assert ds.label_names == ["Kids", "Space Opera"] and ds.options["labels"] == "data"
+    out = _ok(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "tags", "--split-col", "split"))
+    assert "labels: data (--labels auto: the table's own label names), 2 names: Kids, Space Opera" in out
+    assert "ids are row numbers" in out  # no --id-col and no id column
+    # MM-IMDb layouts and the poster-subset preset keep GMU's 23 genres
+    assert load_dataset(DatasetConfig(path=tiny_data)).label_names == MMIMDB_GENRES
+    assert DatasetConfig(path=tmp_path, preset="poster-subset").labels == "mmimdb23"
+    # auto and the explicit set it stands for make the same cache
+    explicit = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="tags", split_col="split",
+                                          labels="data"))
+    assert explicit.fingerprint() == ds.fingerprint()
+
+
+def test_extract_prints_every_decision(tmp_path: Path) -> None:
+    table = _text_table(tmp_path, n=12)
+    rows = list(csv.DictReader(table.open()))
+    rows[0]["genres"] = "(no genres listed)"
+    rows[1]["genres"] = "Drama|Talk-Show"
+    table = _write_csv(tmp_path / "t.csv", rows)
+    split = {"train": [f"m{i}" for i in range(2, 9)] + ["gone1", "gone2"], "dev": ["m9"], "test": ["m10", "m11"]}
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    out = _ok(_tfidf(table, tmp_path / "c", "--id-col", "id", "--text-col", "plot", "--label-col", "genres",
+                     "--labels", "mmimdb23", "--split-file", tmp_path / "split.json",
+                     "--drop-label", "(no genres listed)", "--drop-label", "Nope"))
+    assert "labels: mmimdb23, 23 names" in out
+    assert "labels dropped (not in --labels mmimdb23), records per name: Talk-Show=1" in out
+    assert "labels removed by --drop-label, records per name: (no genres listed)=1, Nope=0 (not in the data)" in out
+    assert "split-file ids matching no record: 2 (train=2, dev=0, test=0)" in out
+    assert "records without a split (kept as 'none', never trained or evaluated on): 2" in out
+    assert "splits: train=7 dev=1 test=2 none=2" in out
+    assert "genres with no training positive" in out
+
+
+def test_drop_label_removes_it_everywhere(tmp_path: Path) -> None:
+    table = _text_table(tmp_path)
+    kw = dict(path=table, text_cols=["plot"], label_col="genres", split_col="split")
+    ds = load_dataset(DatasetConfig(drop_labels=["Romance"], **kw))
+    assert ds.label_names == ["Drama", "War"] and ds.report["removed_labels"] == {"Romance": 6}
+    assert all("Romance" not in r.labels for r in ds.records)
+    gmu = load_dataset(DatasetConfig(drop_labels=["Romance"], labels="mmimdb23", **kw))
+    assert "Romance" not in gmu.label_names and len(gmu.label_names) == 22
+    assert gmu.fingerprint() != load_dataset(DatasetConfig(labels="mmimdb23", **kw)).fingerprint()
+    with pytest.raises(ValueError, match="--drop-label removed Drama=6, War=6, Romance=6; drop fewer"):
+        load_dataset(DatasetConfig(drop_labels=["Drama", "War", "Romance"], **kw))
+
+
+def test_unlabelled_table_and_no_train_rows_are_refused(tmp_path: Path) -> None:
+    table = _text_table(tmp_path)
+    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--split-col", "split"),
+             "no record of the 12 has a label", "--label-col", "--label-cols")
+    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres"),
+             "train split", "--split-seed")
+    all_test = _write_csv(tmp_path / "test_only.csv", [{**r, "split": "test"} for r in csv.DictReader(table.open())])
+    _refused(_tfidf(all_test, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-col", "split"),
+             "train split", "--split-col 'split' has no train row")
+    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-col", "split",
+                    "--labels", "mmimdb23", "--drop-label", "Drama", "--drop-label", "War", "--drop-label",
+                    "Romance"), "no record keeps a label")
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())  # nothing half-written
+
+
+def test_label_cols_auto_leaves_out_non_labels(tmp_path: Path) -> None:
+    n = 12
+    table = _text_table(tmp_path, n=n, movieId=list(range(n)), rating=[i % 2 for i in range(n)],
+                        num_votes=[(i + 1) % 2 for i in range(n)], Comedy=[int(i % 3 == 0) for i in range(n)],
+                        Horror=[int(i % 4 == 0) for i in range(n)], year=[1990] * n)
+    ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_cols=["auto"], split_col="split",
+                                    id_col="id"))
+    assert ds.report["label_cols"] == ["Comedy", "Horror"] and ds.label_names == ["Comedy", "Horror"]
+    out = _ok(_tfidf(table, tmp_path / "c", "--id-col", "id", "--text-col", "plot", "--label-cols", "auto",
+                     "--split-col", "split"))
+    assert ("--label-cols auto took 2 columns: Comedy, Horror; left out by name: movieId, rating, num_votes, "
+            "year; left out not 0/1: genres") in out
+
+
+def test_label_cols_comma_list_as_readme_shows(tmp_path: Path) -> None:
+    n = 12
+    table = _text_table(tmp_path, n=n, Comedy=[int(i % 3 == 0) for i in range(n)],
+                        Horror=[int(i % 4 == 0) for i in range(n)], War=[i % 2 for i in range(n)])
+    out = _ok(_tfidf(table, tmp_path / "c", "--id-col", "id", "--text-col", "plot", "--label-cols", "Comedy,Horror",
+                     "--label-cols", "War", "--split-col", "split"))
+    assert "3 names: Comedy, Horror, War" in out
+
+
+@pytest.mark.parametrize("cell, sep", [("Drama;War", ";"), ("Drama, War", ","), ("Drama/War", "/")])
+def test_label_column_with_another_separator_is_refused(tmp_path: Path, cell: str, sep: str) -> None:
+    table = _text_table(tmp_path)
+    rows = [{**r, "genres": cell if i % 2 else "Drama"} for i, r in enumerate(csv.DictReader(table.open()))]
+    table = _write_csv(tmp_path / "t.csv", rows)
+    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-col", "split"),
+             f"--label-sep '{sep}'", "'genres'")
+    ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split",
+                                    label_sep=sep))
+    assert ds.label_names == ["Drama", "War"]
+
+
+def test_list_cells_and_the_right_separator_are_not_refused(tmp_path: Path) -> None:
+    table = _text_table(tmp_path)  # "Drama|Romance" holds the default --label-sep
+    rows = [{**r, "genres": '["Drama", "Sci-Fi/Fantasy"]' if i == 0 else r["genres"]}
+            for i, r in enumerate(csv.DictReader(table.open()))]
+    ds = load_dataset(DatasetConfig(path=_write_csv(tmp_path / "t.csv", rows), text_cols=["plot"],
+                                    label_col="genres", split_col="split"))
+    assert "Sci-Fi/Fantasy" in ds.label_names
+
+
+# ---------------------------------------------------------------------------- poster-subset folder (item 18)
+def _fake_poster_subset(root: Path) -> Path:
+    root.mkdir()
+    (root / "posters").mkdir()
+    genres = ["Comedy", "Drama", "N/A"]
+    rows = []
+    for i in range(8):
+        names = ["Comedy", "Drama"] if i % 2 else ["Drama"]
+        rows.append({"Id": f"tt000000{i}", "Genre": str(names), **{g: int(g in names) for g in genres},
+                     "Overview": f"overview {i}"})
+        _upright().save(root / "posters" / f"tt000000{i}.jpg")
+    _write_csv(root / "movies.csv", rows)
+    split = {"train": [f"000000{i}" for i in range(5)], "dev": ["0000005"], "test": ["0000006"]}
+    (root / "mmimdb_split.json").write_text(json.dumps(split))
+    return root
+
+
+def test_poster_subset_preset_reads_movies_csv_only(tmp_path: Path) -> None:
+    root = _fake_poster_subset(tmp_path / "mmimdb-poster-subset")
+    before = load_dataset(DatasetConfig(path=root, preset="poster-subset"))
+    assert before.report["table"] == "movies.csv" and len(before.records) == 8
+    (root / "metadata").mkdir()
+    _write_csv(root / "metadata" / "metadata.csv", [{"Id": "tt0000001", "title": "x"}])
+    _write_csv(root / "notes.csv", [{"a": "b"}])  # an unrelated table beside movies.csv
+    (root / "extra.jsonl").write_text('{"x": 1}\n')
+    (root / "README.md").write_text("# about\n")
+    after = load_dataset(DatasetConfig(path=root, preset="poster-subset"))
+    assert after.fingerprint() == before.fingerprint()
+    assert after.records == before.records
+    (root / "movies.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="movies.csv"):
+        load_dataset(DatasetConfig(path=root, preset="poster-subset"))
+
+
+@pytest.mark.real_data
+def test_poster_subset_real_folder_picks_movies_csv() -> None:
+    from tests.conftest import subset_dir
+
+    root = subset_dir()
+    if root is None:
+        pytest.skip("MM-IMDb poster subset not found (set MMGENRE_SUBSET)")
+    ds = load_dataset(DatasetConfig(path=root, preset="poster-subset", limit=50))
+    assert ds.report["table"] == "movies.csv" and ds.label_names == MMIMDB_GENRES
+
+
+# ---------------------------------------------------------------------------- plain bad input
+def test_missing_empty_and_wrong_tables_are_one_line(tmp_path: Path) -> None:
+    _refused(_tfidf(tmp_path / "absent.csv", tmp_path / "c"), "absent.csv", "--data")
+    (tmp_path / "empty.csv").write_text("")
+    _refused(_tfidf(tmp_path / "empty.csv", tmp_path / "c", "--text-col", "plot"), "empty.csv", "no rows")
+    (tmp_path / "header.csv").write_text("id,plot,genres\n")
+    _refused(_tfidf(tmp_path / "header.csv", tmp_path / "c", "--text-col", "plot"), "no rows")
+    table = _text_table(tmp_path)
+    _refused(_tfidf(table, tmp_path / "c", "--text-col", "overview", "--label-col", "genres"),
+             "'overview'", "--text-col", "available columns")
