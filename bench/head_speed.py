@@ -5,8 +5,14 @@ A. Real subset (EfficientNet-Lite0 + MiniLM caches): wall time of `train-head --
    sklearn one-vs-rest LogisticRegression on the same concatenated features, same run.
 B. Epochs/s of every registered head on an MM-IMDb-sized random feature set
    (25,959 x (1,280 + 384), 23 genres, official split sizes), features in memory.
+C. Real subset, per modality: the `linear` head (default L-BFGS and -o solver=adamw) against
+   sklearn one-vs-rest LogisticRegression on the same z-scored features (train mean/std, as
+   train-head's --standardize), every model's thresholds tuned per genre on dev the same way;
+   test macro/micro-F1 (mean +- std over seeds 0,1,2 for the heads; sklearn is deterministic)
+   and seconds per fit.
 
     python bench/head_speed.py [--data DIR] [--caches caches] [--epochs 3] [--skip-real]
+                               [--lr-c 1.0,0.05]
 """
 from __future__ import annotations
 
@@ -65,6 +71,54 @@ def real_subset(caches: Path) -> None:
     print(f"    LR time / gmu time = {t_lr / t_gmu:.2f}x  (target: gmu < 5 s and faster than LR)")
 
 
+def _sklearn_probe(fs: FeatureSet, m: str, C: float) -> tuple[dict, float]:
+    """OvR LogisticRegression(C) on modality m of an already z-scored FeatureSet; thresholds
+    per genre tuned on dev. Returns (test metrics, seconds to fit)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    X, Y = fs.X[m].numpy(), fs.Y.numpy().astype(np.uint8)
+    tr, dv, te = (fs.split == "train"), (fs.split == "dev"), (fs.split == "test")
+    keep = Y[tr].sum(0) > 0  # OvR LR cannot fit a genre with no train positive: probability 0
+    t0 = time.perf_counter()
+    clf = OneVsRestClassifier(LogisticRegression(C=C, max_iter=1000)).fit(X[tr], Y[tr][:, keep])
+    seconds = time.perf_counter() - t0
+    P = {}
+    for s, rows in (("dev", dv), ("test", te)):
+        P[s] = np.zeros((int(rows.sum()), Y.shape[1]))
+        P[s][:, keep] = clf.predict_proba(X[rows])
+    thr = tune_thresholds("per_class", P["dev"], Y[dv])
+    return compute_metrics(Y[te], P["test"], apply_thresholds(P["test"], thr), fs.label_names), seconds
+
+
+def linear_vs_logreg(fs: FeatureSet, seeds: tuple[int, ...] = (0, 1, 2), cs: tuple[float, ...] = (1.0, 0.05)) -> None:
+    """Part C on a loaded FeatureSet (any caches: the real subset's in main())."""
+    from train_heads.train import evaluate, train
+
+    z = fs.to("cpu")  # a copy, z-scored with train statistics exactly as train-head does
+    z.standardize(z.rows("train"))
+    print(f"[C] linear head vs sklearn LogisticRegression, per_class thresholds tuned on dev, seeds {list(seeds)}")
+    for m in fs.modalities:
+        print(f"    {m} ({fs.sources.get(m, {}).get('encoder', '?')}, {fs.dims[m]}-d):")
+        for label, kw in (("linear (default: lbfgs)", {}), ("linear -o solver=adamw", {"solver": "adamw"})):
+            f1s, micro, secs, epochs = [], [], [], []
+            for seed in seeds:
+                cfg = HeadConfig(features={}, fusion="linear", fusion_kw={"modality": m, **kw}, seed=seed)
+                t0 = time.perf_counter()
+                res = train(cfg, fs=fs, progress=False)
+                secs.append(time.perf_counter() - t0)
+                met = evaluate(res)
+                f1s.append(met["test"]["macro_f1"])
+                micro.append(met["test"]["micro_f1"])
+                epochs.append(met["epochs"])
+            print(f"      {label:<28} macro-F1 {np.mean(f1s):.4f} +- {np.std(f1s):.4f}  micro-F1 {np.mean(micro):.4f}"
+                  f"  {np.mean(secs):6.2f} s/fit  epochs {epochs}  ({', '.join(f'{v:.4f}' for v in f1s)})")
+        for C in cs:
+            met, sec = _sklearn_probe(z, m, C)
+            print(f"      {'sklearn OvR LR C=' + str(C):<28} macro-F1 {met['macro_f1']:.4f}            "
+                  f"micro-F1 {met['micro_f1']:.4f}  {sec:6.2f} s/fit")
+
+
 def random_featureset(seed: int = 0) -> FeatureSet:
     """MM-IMDb-sized: 25,959 rows, image 1280-d, text 384-d, 23 genres, official split sizes."""
     g = torch.Generator().manual_seed(seed)
@@ -100,10 +154,15 @@ def main() -> None:
                          "(make them with `cli.py extract --preset poster-subset ...`)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--lr-c", default="1.0,0.05", help="sklearn LogisticRegression C values for part C")
     a = ap.parse_args()
     if not a.skip_real:
         subset_dir(a.data)
         real_subset(Path(a.caches))
+        caches = Path(a.caches)
+        fs = load_features({"image": resolve_cache("efficientnet-lite0", caches),
+                            "text": resolve_cache("minilm", caches)})
+        linear_vs_logreg(fs, cs=tuple(float(c) for c in a.lr_c.split(",")))
     epochs_per_second(a.epochs)
 
 

@@ -21,15 +21,35 @@ def _load(run: Path) -> tuple[dict, dict]:
 @app.command("ls")
 @user_errors
 def ls(folder: Annotated[Path, typer.Argument(help="Runs folder.")] = Path("runs")) -> None:
-    """One line per finished run: test macro/micro-F1, head, features."""
+    """One line per finished run: test macro-F1 and micro-F1 (tuned thresholds), head, features
+    (modality=encoder) and the run folder name."""
     if not folder.is_dir():
         raise FileNotFoundError(f"runs folder {folder} does not exist; run `train-head` first")
     runs = sorted(p for p in folder.iterdir() if (p / "metrics.json").is_file())
     if not runs:
         typer.echo(f"no finished runs in {folder}")
-    for r in runs:
-        c, m = _load(r)
-        typer.echo(f"{m['test']['macro_f1']:.4f}  {m['test']['micro_f1']:.4f}  {r.name}")
+        return
+    rows = [_ls_row(r) for r in runs]
+    header = ("macro-F1", "micro-F1", "head", "features", "run")
+    widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header) - 1)]
+    for x in [header, *rows]:
+        typer.echo("  ".join([*(c.rjust(w) if i < 2 else c.ljust(w) for i, (c, w) in enumerate(zip(x, widths))),
+                              x[-1]]))
+
+
+def _ls_row(run: Path) -> tuple[str, str, str, str, str]:
+    """macro-F1, micro-F1, head (fusion and its -o options), features (modality=encoder), name."""
+    c, m = _load(run)
+    cfg = c.get("config", {})
+    opts = ",".join(f"{k}={v}" for k, v in sorted(cfg.get("fusion_kw", {}).items()))
+    head = cfg.get("fusion", "?") + (f"({opts})" if opts else "")
+    feats = ",".join(f"{k}={v.get('encoder')}" for k, v in sorted(c.get("sources", {}).items()))
+    return _num(m["test"].get("macro_f1")), _num(m["test"].get("micro_f1")), head, feats, run.name
+
+
+def _num(v: float | None) -> str:
+    """A metric to 4 places; None (undefined: no genre with a positive) as n/a."""
+    return "n/a" if v is None else f"{v:.4f}"
 
 
 @app.command("show")
@@ -45,6 +65,7 @@ def show(run: Annotated[Path, typer.Argument(help="Run folder.")]) -> None:
                f"\nepochs     best {m['best_epoch']} of {m['epochs']}")
     for split in ("dev", "test", "test@0.5"):
         s = m[split]
-        typer.echo(f"{split:<10} macro-F1 {s['macro_f1']:.4f}  micro-F1 {s['micro_f1']:.4f}  "
-                   f"weighted-F1 {s['weighted_f1']:.4f}  samples-F1 {s['samples_f1']:.4f}  mAP {s['macro_map']:.4f}")
+        typer.echo(f"{split:<10} macro-F1 {_num(s['macro_f1'])}  micro-F1 {_num(s['micro_f1'])}  "
+                   f"weighted-F1 {_num(s['weighted_f1'])}  samples-F1 {_num(s['samples_f1'])}  "
+                   f"mAP {_num(s['macro_map'])}")
     typer.echo((run / "per_genre.md").read_text())

@@ -15,7 +15,7 @@ from train_heads.thresholds import THRESHOLDS
 def train_head(
     features: Annotated[list[str], typer.Option("--features", "-f", help="name=<cache file or encoder name>, repeatable, e.g. image=caches/x.h5 text=minilm.")],
     fusion: Annotated[str, typer.Option(help="Head: " + ", ".join(list_fusions()) + ".")] = "gmu",
-    head_opt: Annotated[Optional[list[str]], typer.Option("--head-opt", "-o", help="Head option key=value, repeatable (hidden=256, dropout=0.3, modality=text...).")] = None,
+    head_opt: Annotated[Optional[list[str]], typer.Option("--head-opt", "-o", help="Head option key=value, repeatable (hidden=256, dropout=0.3, modality=text; linear: solver=lbfgs|adamw, C=1.0). Checked against the head's options before training.")] = None,
     loss: Annotated[str, typer.Option(help="Loss: " + ", ".join(list_losses()) + ".")] = "bce",
     loss_opt: Annotated[Optional[list[str]], typer.Option("--loss-opt", help="Loss option key=value (gamma=2, alpha=0.25...).")] = None,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing on any loss.")] = 0.0,
@@ -32,16 +32,22 @@ def train_head(
     seed: Annotated[int, typer.Option(help="Seed (same seed, same numbers on CPU).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
     tokens: Annotated[bool, typer.Option(help="Use token features when present and the head attends.")] = True,
+    standardize: Annotated[bool, typer.Option(help="z-score each modality's pooled features with the train split's mean/std (saved with the head, applied by predict).")] = True,
     train_on_unsplit: Annotated[bool, typer.Option(help="Also train on rows outside the split.")] = False,
     cache_dir: Annotated[str, typer.Option(help="Where encoder names in --features are looked up.")] = "caches",
-    name: Annotated[Optional[str], typer.Option(help="Run folder name (default: from the settings).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Run folder name (default: head, features with encoders, loss, threshold, seed, settings hash).")] = None,
     out: Annotated[str, typer.Option(help="Runs folder.")] = "runs",
+    force: Annotated[bool, typer.Option(help="Retrain and replace an existing run folder of the same name.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Train a head on cached features, tune thresholds on dev, report on test, save the run."""
+    """Train a head on cached features, tune thresholds on dev, report on test, save the run.
+
+    A run that already exists with the same settings is not retrained ("up to date"; --force
+    retrains it); a different run under the same --name is refused unless --force."""
     from cache.features import parse_feature_specs
     from train_heads.config import HeadConfig
-    from train_heads.runs import train_and_write
+    from train_heads.runs import cache_sources, check_out_folder, existing_run, train_and_write
+    from train_heads.train import check_head, check_modalities, uses_lbfgs
 
     caches = {m: str(p) for m, p in parse_feature_specs(features, cache_dir).items()}
     cfg = HeadConfig(features=caches, fusion=fusion, fusion_kw=parse_kv(head_opt, "--head-opt"), loss=loss,
@@ -49,7 +55,24 @@ def train_head(
                      threshold=threshold, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
                      max_epochs=max_epochs, patience=patience, min_delta=min_delta,
                      warmup_epochs=warmup_epochs, scheduler=scheduler, grad_clip=grad_clip, seed=seed,
-                     device=device, tokens=tokens, train_on_unsplit=train_on_unsplit, name=name, out=out)
+                     device=device, tokens=tokens, standardize=standardize,
+                     train_on_unsplit=train_on_unsplit, name=name, out=out)
+    # Everything that can be refused is refused here, before minutes of training.
+    check_out_folder(out)
+    sources = cache_sources(cfg)
+    check_modalities(sources)
+    check_head(cfg, sources)
+    path, why = existing_run(cfg, sources)
+    if why == "same" and not force:
+        typer.echo(f"up to date: {path} (same settings already trained; --force to retrain)")
+        return
+    if why not in (None, "same") and not force:
+        raise ValueError(f"run folder {path} exists and {why}; choose another --name or --out, "
+                         "or pass --force to replace it")
+    if uses_lbfgs(cfg):
+        typer.echo(f"{cfg.fusion}: solver lbfgs, full-batch L-BFGS with L2 C={cfg.fusion_kw.get('C', 1.0)} "
+                   "(-o solver=adamw for AdamW); --lr, --batch-size, --weight-decay, --scheduler, "
+                   "--warmup-epochs and --grad-clip do not apply")
     path, m = train_and_write(cfg, progress=not quiet)
     t, t5 = m["test"], m["test@0.5"]
     typer.echo(f"{path}: best epoch {m['best_epoch']}/{m['epochs']}  test macro-F1 {t['macro_f1']:.4f} "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,18 +31,20 @@ class HeadConfig:
     seed: int = 0
     device: str = "auto"
     tokens: bool = True  # use token features when the cache has them and the head attends
-    standardize: bool = True  # z-score pooled features with train statistics (see FeatureSet.standardize)
+    standardize: bool = True  # z-score pooled features with train statistics (see FeatureSet.standardize);
+    # saved in head.pt and applied by predict. On: encoders differ in scale by orders of magnitude.
     train_on_unsplit: bool = False  # also train on rows outside the official split
     name: str | None = None  # run folder name; default from the settings
     out: str = "runs"
 
     def __post_init__(self) -> None:
-        from train_heads.fusion import list_fusions
+        from train_heads.fusion import list_fusions, validate_options
         from train_heads.losses import list_losses
         from train_heads.thresholds import THRESHOLDS
 
         if self.fusion not in list_fusions():
             raise ValueError(f"Unknown fusion {self.fusion!r}; choose from {list_fusions()}")
+        validate_options(self.fusion, self.fusion_kw)
         if self.loss not in list_losses():
             raise ValueError(f"Unknown loss {self.loss!r}; choose from {list_losses()}")
         if self.threshold not in THRESHOLDS:
@@ -54,6 +57,9 @@ class HeadConfig:
                 raise ValueError(f"{flag} must be > {lo}, got {v}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.name is not None and (not self.name or self.name.startswith(".") or "/" in self.name
+                                      or "\\" in self.name or "\0" in self.name):
+            raise ValueError(f"--name {self.name!r} must be a plain folder name (no '/', not starting with '.')")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("--warmup-epochs, --weight-decay and --grad-clip must be >= 0")
 
@@ -68,7 +74,21 @@ class HeadConfig:
         blob = json.dumps({**self.settings(), "features": cache_hashes}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
-    def default_name(self, cache_hashes: dict[str, str]) -> str:
-        # A unimodal head on a multi-cache feature set is named by the modality it reads.
-        mods = self.fusion_kw.get("modality") or "+".join(sorted(self.features))
-        return f"{self.fusion}-{mods}-{self.loss}-{self.threshold}-s{self.seed}-{self.key(cache_hashes)}"
+    def default_name(self, cache_hashes: dict[str, str], encoders: dict[str, str | None] | None = None) -> str:
+        """<fusion>-<features>-<loss>-<threshold>-s<seed>-<settings hash>, where <features> is
+        `name.encoder` per modality the head reads, joined by '+' (e.g.
+        gmu-image.efficientnet-lite0+text.minilm-bce-per_class-s0-1a2b3c4d): readable, and
+        unique by the hash of every setting and each cache's settings hash."""
+        mods = [self.fusion_kw["modality"]] if self.fusion_kw.get("modality") else sorted(self.features)
+        enc = encoders or {}
+        feats = "+".join(_safe(f"{m}.{enc[m]}" if enc.get(m) else m, _PART_MAX) for m in mods)
+        feats = _safe(feats, _FEATS_MAX)
+        return f"{self.fusion}-{feats}-{self.loss}-{self.threshold}-s{self.seed}-{self.key(cache_hashes)}"
+
+
+_PART_MAX, _FEATS_MAX = 40, 120  # name parts are cut so a run folder name stays < 200 characters
+
+
+def _safe(s: str, n: int) -> str:
+    """Filesystem-safe (letters, digits, _.+-; anything else becomes '_') and at most n characters."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", s)[:n]

@@ -62,31 +62,32 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray,
     n_pos = y_true.sum(0)  # (C,)
     keep = np.flatnonzero(n_pos > 0)  # classes in the macro averages
     auc_keep = np.flatnonzero((n_pos > 0) & (n_pos < N))  # ROC-AUC also needs a negative
-    yt_k, yp_k, pr_k = y_true[:, keep], y_pred[:, keep], probs[:, keep]
-
+    yt, yp = _indicator(y_true), _indicator(y_pred)
     out: dict[str, Any] = {
         "n_samples": int(N),
         "n_classes": int(C),
         "classes_without_positives": [label_names[c] for c in np.flatnonzero(n_pos == 0)],
         "macro_over": int(keep.size),
         "roc_auc_over": int(auc_keep.size),
-        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
-        "samples_f1": float(f1_score(y_true, y_pred, average="samples", zero_division=0)),
+        "micro_f1": float(f1_score(yt, yp, average="micro", zero_division=0)),
+        "weighted_f1": float(f1_score(yt, yp, average="weighted", zero_division=0)),
+        "samples_f1": float(f1_score(yt, yp, average="samples", zero_division=0)),
         "hamming_loss": float(hamming_loss(y_true, y_pred)),
         "subset_accuracy": float(accuracy_score(y_true, y_pred)),
     }
     if keep.size:
-        out["macro_f1"] = float(f1_score(yt_k, yp_k, average="macro", zero_division=0))
-        out["macro_precision"] = float(precision_score(yt_k, yp_k, average="macro", zero_division=0))
-        out["macro_recall"] = float(recall_score(yt_k, yp_k, average="macro", zero_division=0))
-        out["macro_map"] = float(average_precision_score(yt_k, pr_k, average="macro"))
+        kept = {"labels": keep.tolist(), "average": "macro", "zero_division": 0}  # columns of yt
+        out["macro_f1"] = float(f1_score(yt, yp, **kept))
+        out["macro_precision"] = float(precision_score(yt, yp, **kept))
+        out["macro_recall"] = float(recall_score(yt, yp, **kept))
+        # Per column, then the mean: what sklearn's average="macro" does, for any C (also 1).
+        out["macro_map"] = float(np.mean([average_precision_score(y_true[:, c], probs[:, c]) for c in keep]))
         out["macro_balanced_accuracy"] = float(np.mean(
             [_balanced_accuracy(y_true[:, c], y_pred[:, c]) for c in keep]))
     else:
         for k in ("macro_f1", "macro_precision", "macro_recall", "macro_map", "macro_balanced_accuracy"):
             out[k] = None
-    out["macro_roc_auc"] = (float(roc_auc_score(y_true[:, auc_keep], probs[:, auc_keep], average="macro"))
+    out["macro_roc_auc"] = (float(np.mean([roc_auc_score(y_true[:, c], probs[:, c]) for c in auc_keep]))
                             if auc_keep.size else None)
 
     has_label = y_true.sum(1) > 0  # (N,)
@@ -95,6 +96,14 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray,
     out["hit_at_1"] = float(hits.mean()) if hits.size else None
     out["hit_at_1_over"] = int(has_label.sum())
     return out
+
+
+def _indicator(y: np.ndarray) -> np.ndarray:
+    """(N, C) 0/1 as sklearn's multilabel indicator for every C. sklearn reads an (N, 1)
+    matrix as a binary column vector instead: micro/macro F1 then average over the values 0
+    and 1 (not over the one genre) and samples-F1 refuses. An all-zero extra column holds no
+    true and no predicted positive, so it changes no F1 count; `labels=` never selects it."""
+    return np.hstack([y, np.zeros((len(y), 1), y.dtype)]) if y.shape[1] == 1 else y
 
 
 def _balanced_accuracy(t: np.ndarray, p: np.ndarray) -> float:
@@ -112,7 +121,8 @@ def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[st
     y_true), plus ``threshold`` when given and ``ap`` (average precision, None for a class
     without positives) when ``probs`` is given. zero_division=0 as in compute_metrics."""
     y_true, y_pred, probs = _check(y_true, y_pred, probs, label_names)
-    P, R, F, S = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    P, R, F, S = precision_recall_fscore_support(_indicator(y_true), _indicator(y_pred), average=None,
+                                                 labels=list(range(len(label_names))), zero_division=0)
     rows: list[dict[str, Any]] = []
     for c, name in enumerate(label_names):
         row: dict[str, Any] = {"name": str(name), "precision": float(P[c]), "recall": float(R[c]),

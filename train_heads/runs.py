@@ -9,15 +9,20 @@
     explain_test.npz   interpretable internals on test (GMU gates, late alpha...), if any
     head.pt            state dict + what is needed to rebuild the head
     curve.png          training curve
-The folder is written under a temporary name and renamed when complete.
+The folder is written under a temporary name (`.<name>.tmp-<pid>`) and renamed when
+complete; any error while writing removes the temporary folder and leaves an older run of
+the same name untouched. `check_out_folder` and `existing_run` let the CLI refuse an
+unwritable `--out` and report an already trained run BEFORE any training.
 """
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import platform
 import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,15 +37,113 @@ from train_heads.train import TrainResult, evaluate
 
 
 def run_name(cfg: HeadConfig, sources: dict[str, dict[str, Any]]) -> str:
-    return cfg.name or cfg.default_name({m: s["settings_hash"] for m, s in sources.items()})
+    """--name, else the default name from the settings, cache hashes and encoder names."""
+    return cfg.name or cfg.default_name({m: s["settings_hash"] for m, s in sources.items()},
+                                        {m: s.get("encoder") for m, s in sources.items()})
+
+
+def cache_sources(cfg: HeadConfig) -> dict[str, dict[str, Any]]:
+    """What run_name, existing_run and train.check_head need from each cache (path, settings
+    hash, encoder, modality, dims, label count), from the headers only: cheap, before any
+    features are loaded."""
+    from cache.store import open_info
+
+    out = {}
+    for m, p in cfg.features.items():
+        info = open_info(p)
+        a = info.attrs
+        out[m] = {"path": str(p), "settings_hash": a.get("settings_hash"), "encoder": a.get("encoder"),
+                  "modality": a.get("modality"), "dim": info.dim, "num_labels": len(info.label_names),
+                  "token_dim": info.token_shape[1] if info.token_shape else None}
+    return out
+
+
+def check_out_folder(out: str | Path) -> None:
+    """Refuse an --out that cannot hold run folders, before training: a file, or a folder
+    (or, if it does not exist yet, its nearest existing parent) we cannot create files in.
+    os.access alone is not enough (root ignores permissions, read-only mounts, full disks
+    of inodes), so a probe file is created and removed. Raises OSError naming the path."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory (--out must be a folder)", str(out))
+    probe_dir = out
+    while not probe_dir.exists():  # the folder is made later by write_run; check where it will go
+        if probe_dir.parent == probe_dir:
+            break
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"Not a directory (a parent of --out {out})", str(probe_dir))
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied (--out must be writable)", str(probe_dir))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mmgenre-probe-", dir=probe_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror or str(e), str(probe_dir)) from None
+
+
+def existing_run(cfg: HeadConfig, sources: dict[str, dict[str, Any]]) -> tuple[Path, str | None]:
+    """(run folder path, None) if nothing is there yet; else (path, why) where why is
+    "same" when that folder is a finished run with the same settings and caches (settings
+    hashes), or one line saying how it differs."""
+    path = Path(cfg.out) / run_name(cfg, sources)
+    if not path.exists():
+        return path, None
+    try:
+        old = json.loads((path / "config.json").read_text())
+        (path / "metrics.json").stat()
+    except (OSError, ValueError):
+        return path, "it is not a finished run folder (no readable config.json / metrics.json)"
+    if _identity(old["config"], {m: s.get("settings_hash") for m, s in old.get("sources", {}).items()}) \
+            == _identity(asdict(cfg), {m: s["settings_hash"] for m, s in sources.items()}):
+        return path, "same"
+    return path, "it was trained with different settings or caches"
+
+
+def _identity(config: dict[str, Any], cache_hashes: dict[str, Any]) -> str:
+    """What makes two runs the same: every setting that changes the numbers + the caches."""
+    d = {k: v for k, v in config.items() if k not in ("name", "out", "device")}
+    d["features"] = cache_hashes
+    return json.dumps(d, sort_keys=True, default=str)
 
 
 def write_run(cfg: HeadConfig, res: TrainResult) -> tuple[Path, dict[str, Any]]:
-    """Write the run folder atomically; returns (path, metrics)."""
+    """Write the run folder atomically; returns (path, metrics). An existing folder of the
+    same name is replaced only once the new one is complete. On any error the temporary
+    folder is removed and the error re-raised (an OSError names its path)."""
     name = run_name(cfg, res.fs.sources)
     final = Path(cfg.out) / name
     tmp = Path(cfg.out) / f".{name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        metrics = _write_files(tmp, name, cfg, res)
+        _swap_in(tmp, final)
+    except BaseException as e:  # disk full, read-only, Ctrl-C...: leave no half-written folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and (e.filename is None or str(tmp) in str(e.filename)):
+            # A failed write() names no file, and the temporary name is gone: name the run folder.
+            raise type(e)(e.errno, e.strerror or str(e), str(final)) from e
+        raise
+    return final, metrics
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Rename tmp to final; an old final is moved aside first and restored if that fails."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}") if final.exists() else None
+    if old is not None:
+        os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_files(tmp: Path, name: str, cfg: HeadConfig, res: TrainResult) -> dict[str, Any]:
     tmp.mkdir(parents=True)
     metrics = evaluate(res)
     n_params = sum(p.numel() for p in res.head.parameters())
@@ -66,18 +169,14 @@ def write_run(cfg: HeadConfig, res: TrainResult) -> tuple[Path, dict[str, Any]]:
     for s in ("dev", "test"):
         _write_predictions(tmp / f"predictions_{s}.csv", res, s)
     _write_explain(tmp / "explain_test.npz", res)
-    torch.save({"state_dict": {k: v.cpu() for k, v in res.head.state_dict().items()},
-                "fusion": cfg.fusion, "fusion_kw": cfg.fusion_kw, "dims": res.fs.dims,
-                "token_dims": res.fs.token_dims, "label_names": res.fs.label_names,
-                "thresholds": res.thresholds, "sources": res.fs.sources,
-                "norm": {m: (a.cpu(), b.cpu()) for m, (a, b) in res.norm.items()}}, tmp / "head.pt")
+    with open(tmp / "head.pt", "wb") as f:  # a Python file: a full disk is an OSError, not a RuntimeError
+        torch.save({"state_dict": {k: v.cpu() for k, v in res.head.state_dict().items()},
+                    "fusion": cfg.fusion, "fusion_kw": cfg.fusion_kw, "dims": res.fs.dims,
+                    "token_dims": res.fs.token_dims, "label_names": res.fs.label_names,
+                    "thresholds": res.thresholds, "sources": res.fs.sources,
+                    "norm": {m: (a.cpu(), b.cpu()) for m, (a, b) in res.norm.items()}}, f)
     plot_curve(res.history, tmp / "curve.png", title=name)
-    if final.exists():
-        old = final.with_name(f".{name}.old-{os.getpid()}")
-        os.replace(final, old)
-        shutil.rmtree(old)
-    os.replace(tmp, final)
-    return final, metrics
+    return metrics
 
 
 def _dump(path: Path, obj: Any) -> None:

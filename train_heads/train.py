@@ -4,13 +4,16 @@ AdamW + optional linear warmup + ReduceLROnPlateau/cosine, gradient clipping, ea
 stopping on dev macro-F1 (thresholds tuned on dev with the run's strategy), the best
 epoch's weights kept, AMP (bf16) on CUDA. Batches are index slices of a seeded
 permutation of the in-memory feature tensors; nothing is read from disk per step.
+A head with ``solver == "lbfgs"`` (the linear head's ``-o solver=lbfgs``) is fitted
+full-batch with L-BFGS instead, ``LBFGS_ITERS_PER_EPOCH`` iterations per epoch, with
+the same dev scoring, early stopping and best-epoch weights.
 """
 from __future__ import annotations
 
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -24,6 +27,11 @@ from train_heads.fusion.base import FusionHead
 from train_heads.losses import create_loss, needs_pos_weight, pos_weight_from_labels
 from train_heads.metrics import compute_metrics
 from train_heads.thresholds import apply_thresholds, macro_f1_at, tune_thresholds
+
+# Feature names that say what a cache holds: `-f text=<image cache>` is a mistake, while
+# free names (poster, plot_minilm...) may hold anything.
+MODALITY_KINDS = ("image", "text")
+LBFGS_ITERS_PER_EPOCH = 10  # L-BFGS iterations between two dev evaluations
 
 
 @dataclass
@@ -45,6 +53,30 @@ def build_head(cfg: HeadConfig, fs: FeatureSet) -> FusionHead:
                          **cfg.fusion_kw)
 
 
+def uses_lbfgs(head_or_cfg: FusionHead | HeadConfig) -> bool:
+    """Whether a head (or a config's head, with its default solver) is fitted by L-BFGS."""
+    if isinstance(head_or_cfg, HeadConfig):
+        from train_heads.fusion import head_options
+
+        opt = head_options(head_or_cfg.fusion).get("solver")
+        return opt is not None and head_or_cfg.fusion_kw.get("solver", opt.default) == "lbfgs"
+    return getattr(head_or_cfg, "solver", None) == "lbfgs"
+
+
+def check_head(cfg: HeadConfig, sources: dict[str, dict[str, Any]]) -> None:
+    """Build the head on the meta device (no memory, no compute) from the cache headers
+    (runs.cache_sources), so that option values only the head can judge (an unknown gate,
+    solver, modality...) fail before the features are loaded and trained on."""
+    from train_heads.fusion import FUSIONS
+
+    tokens = cfg.tokens and FUSIONS[cfg.fusion].uses_tokens
+    token_dims = {m: s["token_dim"] for m, s in sources.items() if tokens and s.get("token_dim")}
+    num_classes = next(iter(sources.values()))["num_labels"]
+    with torch.device("meta"):
+        create_fusion(cfg.fusion, {m: s["dim"] for m, s in sources.items()}, num_classes,
+                      token_dims=token_dims or None, **cfg.fusion_kw)
+
+
 @torch.no_grad()
 def predict_probs(head: FusionHead, fs: FeatureSet, rows: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
     head.eval()
@@ -58,6 +90,16 @@ def _dev_score(cfg: HeadConfig, probs: np.ndarray, y: np.ndarray) -> float:
     return macro_f1_at(probs, y, tune_thresholds(cfg.threshold, probs, y))
 
 
+def check_modalities(sources: dict[str, dict[str, Any]]) -> None:
+    """Refuse `-f image=<a text cache>` (and the reverse): a feature named after a modality
+    kind must come from a cache of that modality (its `modality` attr). Other names are free."""
+    for name, src in sorted(sources.items()):
+        kind = src.get("modality")
+        if name in MODALITY_KINDS and kind and kind != name:
+            raise ValueError(f"--features {name}={src.get('path')}: that cache holds {kind} features "
+                             f"(encoder {src.get('encoder')}); pass it as {kind}=... or give a {name} cache")
+
+
 def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) -> TrainResult:
     """Train one head on cached features; returns the best-epoch head and its predictions."""
     t0 = time.perf_counter()
@@ -66,6 +108,7 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
         from train_heads.fusion import FUSIONS
 
         fs = load_features(cfg.features, tokens=cfg.tokens and FUSIONS[cfg.fusion].uses_tokens)
+    check_modalities(fs.sources)
     fs = fs.to(device)  # a copy: standardizing below does not touch the caller's tensors
     rows = {s: fs.rows(s) for s in ("train", "dev", "test")}
     if cfg.train_on_unsplit:
@@ -79,8 +122,51 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
     head = build_head(cfg, fs).to(device)
     pos_weight = pos_weight_from_labels(y["train"]).to(device) if needs_pos_weight(cfg.loss) else None
     loss_fn = create_loss(cfg.loss, pos_weight=pos_weight, label_smoothing=cfg.label_smoothing, **cfg.loss_kw)
+    if uses_lbfgs(head):
+        step_epoch, epoch_sched, warmup_steps = _lbfgs(head, fs, rows["train"], loss_fn), None, 0
+    else:
+        step_epoch, epoch_sched, warmup_steps = _adamw(cfg, head, fs, rows["train"], loss_fn, device)
+
+    best, best_epoch, best_state, bad = -1.0, -1, None, 0
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(cfg.max_epochs), desc=f"train {cfg.fusion}", unit="ep", disable=not progress, leave=False)
+    for epoch in bar:
+        head.train()
+        train_loss, lr, step = step_epoch()
+        dev_probs = predict_probs(head, fs, rows["dev"])
+        score = _dev_score(cfg, dev_probs, y["dev"])
+        history.append({"epoch": epoch, "train_loss": train_loss, "dev_macro_f1": score, "lr": lr})
+        bar.set_postfix(loss=f"{train_loss:.4f}", dev_f1=f"{score:.4f}")
+        if score > best + cfg.min_delta:
+            best, best_epoch, bad = score, epoch, 0
+            best_state = copy.deepcopy(head.state_dict())
+        else:
+            bad += 1
+        if epoch_sched is not None and step > warmup_steps:
+            if cfg.scheduler == "plateau":
+                epoch_sched.step(score)
+            else:
+                epoch_sched.step()
+        if bad >= cfg.patience:
+            break
+    bar.close()
+    assert best_state is not None
+    head.load_state_dict(best_state)
+    probs = {s: predict_probs(head, fs, r) for s, r in rows.items()}
+    thr = tune_thresholds(cfg.threshold, probs["dev"], y["dev"])
+    return TrainResult(head, fs, history, best_epoch, thr, probs, norm,
+                       {s: r.cpu().numpy() for s, r in rows.items()}, time.perf_counter() - t0)
+
+
+EpochFn = Callable[[], tuple[float, float, int]]  # one epoch -> (mean train loss, lr, steps so far)
+
+
+def _adamw(cfg: HeadConfig, head: FusionHead, fs: FeatureSet, train_rows: torch.Tensor, loss_fn: Any,
+           device: torch.device) -> tuple[EpochFn, Any, int]:
+    """Mini-batch AdamW with warmup, gradient clipping and bf16 autocast on CUDA; returns the
+    epoch function, the per-epoch scheduler (or None) and the number of warmup steps."""
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n_train = len(rows["train"])
+    n_train = len(train_rows)
     steps_per_epoch = (n_train + cfg.batch_size - 1) // cfg.batch_size
     warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
     warmup = (torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup_steps)
@@ -94,13 +180,11 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
            else torch.autocast("cpu", enabled=False))
     gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
 
-    best, best_epoch, best_state, bad, step = -1.0, -1, None, 0, 0
-    history: list[dict[str, float]] = []
-    bar = tqdm(range(cfg.max_epochs), desc=f"train {cfg.fusion}", unit="ep", disable=not progress, leave=False)
-    for epoch in bar:
-        head.train()
-        perm = rows["train"][torch.randperm(n_train, generator=gen).to(device)]
+    def epoch() -> tuple[float, float, int]:
+        nonlocal step
+        perm = train_rows[torch.randperm(n_train, generator=gen).to(device)]
         total = torch.zeros((), device=device)  # summed on device: no sync per step
         for i in range(0, n_train, cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
@@ -115,31 +199,34 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
             if warmup is not None and step <= warmup_steps:
                 warmup.step()
             total += loss.detach() * len(idx)
-        total = float(total)
-        dev_probs = predict_probs(head, fs, rows["dev"])
-        score = _dev_score(cfg, dev_probs, y["dev"])
-        history.append({"epoch": epoch, "train_loss": total / n_train, "dev_macro_f1": score,
-                        "lr": opt.param_groups[0]["lr"]})
-        bar.set_postfix(loss=f"{total / n_train:.4f}", dev_f1=f"{score:.4f}")
-        if score > best + cfg.min_delta:
-            best, best_epoch, bad = score, epoch, 0
-            best_state = copy.deepcopy(head.state_dict())
-        else:
-            bad += 1
-        if step > warmup_steps:
-            if cfg.scheduler == "plateau":
-                epoch_sched.step(score)
-            elif epoch_sched is not None:
-                epoch_sched.step()
-        if bad >= cfg.patience:
-            break
-    bar.close()
-    assert best_state is not None
-    head.load_state_dict(best_state)
-    probs = {s: predict_probs(head, fs, r) for s, r in rows.items()}
-    thr = tune_thresholds(cfg.threshold, probs["dev"], y["dev"])
-    return TrainResult(head, fs, history, best_epoch, thr, probs, norm,
-                       {s: r.cpu().numpy() for s, r in rows.items()}, time.perf_counter() - t0)
+        return float(total) / n_train, opt.param_groups[0]["lr"], step
+
+    return epoch, epoch_sched, warmup_steps
+
+
+def _lbfgs(head: FusionHead, fs: FeatureSet, train_rows: torch.Tensor, loss_fn: Any) -> EpochFn:
+    """Full-batch L-BFGS on loss + head.l2_penalty(n) (sklearn's L2, see fusion/linear.py).
+    Deterministic: no sampling, no dropout in a linear head; fp32 even on CUDA."""
+    feats, y = fs.batch(train_rows), fs.Y[train_rows]  # the whole train split, (n, ...)
+    n = len(train_rows)
+    opt = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=LBFGS_ITERS_PER_EPOCH, history_size=20,
+                            line_search_fn="strong_wolfe")
+    step = 0
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(head(feats).float(), y) + head.l2_penalty(n)
+        loss.backward()
+        return loss
+
+    def epoch() -> tuple[float, float, int]:
+        nonlocal step
+        opt.step(closure)
+        step += LBFGS_ITERS_PER_EPOCH
+        with torch.no_grad():
+            return float(loss_fn(head(feats).float(), y)), 1.0, step
+
+    return epoch
 
 
 def evaluate(res: TrainResult) -> dict[str, Any]:

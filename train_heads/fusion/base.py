@@ -16,6 +16,9 @@ keep them from the last forward and return them from ``explain()``.
 """
 from __future__ import annotations
 
+import inspect
+import types
+import typing
 from typing import Any, ClassVar
 
 import torch
@@ -71,6 +74,71 @@ def create_fusion(name: str, dims: dict[str, int], num_classes: int,
     if name not in FUSIONS:
         raise ValueError(f"Unknown fusion {name!r}; choose from {sorted(FUSIONS)}")
     return FUSIONS[name](dims, num_classes, token_dims=token_dims, **kw)
+
+
+# Lower bounds of size options, by name, shared by every head. `layers` may be 0 (the MLP /
+# MaxoutMLP of mlp, maxout and moe is then logistic; centralnet checks its own >= 1).
+_MIN_SIZE = {"hidden": 1, "clf_hidden": 1, "d_model": 1, "num_heads": 1, "num_layers": 1, "pieces": 1,
+             "layers": 0}
+_BUILD_ARGS = ("self", "dims", "num_classes", "token_dims")
+
+
+def head_options(name: str) -> dict[str, inspect.Parameter]:
+    """A head's constructor options (after dims, num_classes, token_dims), in order."""
+    cls = _fusion_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    return {k: p for k, p in params.items() if k not in _BUILD_ARGS and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def validate_options(name: str, kw: dict[str, Any]) -> None:
+    """Check head options against the head's constructor before any training: unknown keys
+    (the message lists the valid options with their defaults), the type each option's
+    annotation asks for, sizes >= 1 (``layers`` >= 0), dropout in [0, 1), and d_model divisible
+    by num_heads. Choices of string options (gate, classifier...) are checked by the head."""
+    options = head_options(name)
+    listing = ", ".join(f"{k}={p.default!r}" for k, p in options.items())
+    unknown = sorted(set(kw) - set(options))
+    if unknown:
+        raise ValueError(f"head {name!r} has no option(s) {unknown}; its options are: {listing}")
+    hints = typing.get_type_hints(_fusion_class(name).__init__)
+    for k, v in kw.items():
+        want = _allowed_types(hints.get(k), options[k].default)
+        if want and not _is_instance(v, want):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in want)
+            raise ValueError(f"head {name!r} option {k}={v!r}: expected {names}; its options are: {listing}")
+    merged = {k: kw.get(k, p.default) for k, p in options.items()}
+    for k, lo in _MIN_SIZE.items():
+        if isinstance(merged.get(k), int) and merged[k] < lo:
+            raise ValueError(f"head {name!r} option {k}={merged[k]}: must be >= {lo}")
+    if isinstance(merged.get("dropout"), (int, float)) and not 0.0 <= merged["dropout"] < 1.0:
+        raise ValueError(f"head {name!r} option dropout={merged['dropout']}: must be in [0, 1)")
+    d, h = merged.get("d_model"), merged.get("num_heads")
+    if isinstance(d, int) and isinstance(h, int) and d % h:
+        raise ValueError(f"head {name!r}: d_model={d} must be divisible by num_heads={h}")
+
+
+def _allowed_types(hint: Any, default: Any) -> tuple[type, ...]:
+    """The concrete types an option accepts, from its annotation (or its default's type)."""
+    if hint is None:
+        return () if default is inspect.Parameter.empty or default is None else (type(default),)
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return tuple(a for a in args if isinstance(a, type))
+
+
+def _is_instance(v: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(v, bool):  # bool is an int subclass: True must not pass as hidden=1
+        return bool in types
+    if isinstance(v, int) and float in types:  # dropout=0 is a float option given as an int
+        return True
+    return isinstance(v, types)
+
+
+
+def _fusion_class(name: str) -> type[FusionHead]:
+    _import_all()
+    if name not in FUSIONS:
+        raise ValueError(f"Unknown fusion {name!r}; choose from {sorted(FUSIONS)}")
+    return FUSIONS[name]
 
 
 def _import_all() -> None:
