@@ -39,10 +39,11 @@ def sweep(
     """Train a grid of heads (feature sets x heads x losses x thresholds x seeds); resumable.
 
     Rerunning the same command skips finished runs and retries failed ones; with no grid
-    flags it resumes the folder's recorded grid."""
+    flags it resumes the folder's recorded grid. SIGTERM or Ctrl-C stops the workers, keeps
+    finished runs and exits 143 / 130; workers also exit by themselves if the sweep is killed."""
     from train_heads.aggregate import write_results
     from train_heads.sweep import expand, parse_shard, select_shard
-    from train_heads.sweep_exec import SWEEP_JSON, is_done, merge_sweeps, read_sweep, run_sweep
+    from train_heads.sweep_exec import SWEEP_JSON, SweepInterrupted, is_done, merge_sweeps, read_sweep, run_sweep
     from train_heads.sweep_parse import assemble
 
     if merge:
@@ -75,8 +76,12 @@ def sweep(
         else:
             typer.echo(f"[{k}/{n}] FAILED {res['name']}: {res['error'].splitlines()[0][:200]}")
 
-    o = run_sweep(cfg, out, jobs=jobs, shard=shard_t, on_result=show, command=command_line(),
-                  retry_failed=retry_failed, metric=metric)
+    try:
+        o = run_sweep(cfg, out, jobs=jobs, shard=shard_t, on_result=show, command=command_line(),
+                      retry_failed=retry_failed, metric=metric)
+    except SweepInterrupted as e:  # SIGTERM/SIGINT: workers stopped, finished runs kept
+        typer.echo(str(e), err=True)
+        raise typer.Exit(e.exit_code) from None
     for s in o.skipped:
         typer.echo(f"skipped {s['feature_set']} x {s['head']}: {s['reason']}")
     typer.echo(f"{o.selected} runs{f' (shard {shard} of {o.total})' if shard else ''}: {len(o.already_done)} "

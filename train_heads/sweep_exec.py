@@ -12,21 +12,34 @@ runs are (re)done on the next call. Shards (`--shard i/n`) split the name-sorted
 round-robin; as results are rebuilt by scanning run folders, shards writing into one folder
 (or merged with `merge_sweeps`) give the same table as one unsharded sweep.
 
+Signals: SIGTERM or SIGINT of the sweep process stops it cleanly: the worker processes are
+terminated, runs in progress are abandoned (their temp folders removed), finished runs are
+kept, and run_sweep raises SweepInterrupted (the CLI prints one line and exits 128+signal);
+rerunning resumes. A sweep killed with SIGKILL cannot clean up, so each worker dies with it by
+itself: PR_SET_PDEATHSIG on Linux, plus a thread that watches the parent pid everywhere. The
+pool uses the spawn start method (fork is allowed; forkserver is not: its server would outlive
+a killed sweep). multiprocessing's resource tracker exits by itself once the sweep and its
+workers are gone. Workers stay in the parent's process group, so `kill -- -PGID` reaches all.
+
 Speed: each worker process caches the loaded FeatureSet per (cache paths, tokens) so a
 worker loads the features once and trains every later run on the same tensors; each worker
 uses max(1, cores // jobs) torch threads so N jobs do not oversubscribe the cores.
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
 import shutil
+import signal
 import socket
+import sys
+import threading
 import time
 import traceback
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -39,6 +52,10 @@ from train_heads.config import HeadConfig
 from train_heads.sweep import SweepConfig, SweepRun, expand, select_shard
 
 SWEEP_JSON = "sweep.json"
+# Worker start methods. Not forkserver: its server process stays alive as long as any worker
+# does (they hold its "alive" pipe) while the workers watch it as their parent, so neither
+# would notice a SIGKILLed sweep.
+START_METHODS = ("spawn", "fork")
 _FS_CACHE: "OrderedDict[tuple, Any]" = OrderedDict()  # per process: (cache files, tokens) -> FeatureSet
 _FS_CACHE_SIZE = 2  # feature sets kept per worker (runs are ordered by feature set)
 
@@ -70,47 +87,135 @@ def is_done(sweep_dir: Path, name: str) -> bool:
     return (sweep_dir / "runs" / name / "metrics.json").is_file()
 
 
+class SweepInterrupted(Exception):
+    """run_sweep was stopped by SIGTERM/SIGINT: workers are gone, finished runs kept, temp folders removed."""
+
+    def __init__(self, signum: int, finished: int, total: int) -> None:
+        self.signum, self.finished, self.total = signum, finished, total
+        super().__init__(f"sweep interrupted ({signal.Signals(signum).name}): {finished} of {total} runs "
+                         "finished; rerun the same command to resume")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process the signal ended
+
+
+class _Stop(BaseException):
+    """Raised in the main thread when a signal stops the sweep. A BaseException, so that
+    execute_run's `except Exception` never records an interrupted run as failed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Signals:
+    """SIGTERM/SIGINT handlers for the duration of a sweep (main thread only; a signal the
+    caller ignores, e.g. SIGINT of a background job, stays ignored).
+
+    The handler only records the signal; `check()` raises _Stop at points where stopping is
+    safe (between futures, between runs), so files such as sweep.json are never cut halfway.
+    Inside `raising()` (a run training in this process, which can take minutes) the handler
+    raises at once; what that can cut short is a run folder under its temp name, which
+    run_sweep removes."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._raise = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Signals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                old = signal.getsignal(sig)
+                if old not in (signal.SIG_IGN, None):
+                    self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            return  # already stopping: a second signal must not cut the cleanup short
+        self.signum = signum
+        if self._raise:
+            raise _Stop(signum)
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise _Stop(self.signum)
+
+    @contextmanager
+    def raising(self) -> Iterator[None]:
+        self.check()
+        self._raise = True
+        try:
+            yield
+        finally:
+            self._raise = False
+
+
 def run_sweep(cfg: SweepConfig, sweep_dir: str | Path, jobs: int = 1, shard: tuple[int, int] | None = None,
               on_result: Callable[[dict[str, Any], int, int], None] | None = None, command: str = "",
               retry_failed: bool = True, start_method: str = "spawn", metric: str = "macro_f1") -> SweepOutcome:
     """Run (or resume) the grid's runs of this shard; rebuilds the results table at the end.
 
     on_result(result, k, n) is called in the parent after each run (result: name, status,
-    seconds, test_macro_f1 or error)."""
+    seconds, test_macro_f1 or error). Raises SweepInterrupted after a SIGTERM/SIGINT (in
+    the main thread) once the workers are stopped and temp folders removed."""
     from train_heads.aggregate import write_results
 
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    if start_method not in START_METHODS:
+        raise ValueError(f"start_method must be one of {START_METHODS}, got {start_method!r}")
     t0 = time.perf_counter()
     sweep_dir = Path(sweep_dir)
-    runs, skipped = expand(cfg, sweep_dir)
-    if not runs:
-        raise ValueError(f"the grid has no runnable configuration (skipped: {skipped}); "
-                         "check the heads against the feature sets' modalities")
-    record_sweep(sweep_dir, cfg, runs, skipped, command, shard)
-    mine = select_shard(runs, shard)
-    _clean_stale_tmp(sweep_dir / "runs")
-    out = SweepOutcome(sweep_dir, len(runs), len(mine), skipped=skipped)
-    todo = []
-    for r in mine:
-        if is_done(sweep_dir, r.name):
-            out.already_done.append(r.name)
-        elif retry_failed or not (sweep_dir / "failed" / f"{r.name}.json").is_file():
-            todo.append(r)
-    # Biggest heads first (longest-processing-time-first keeps the workers busy to the end),
-    # then runs on the same caches next to each other so a worker's feature cache keeps hitting.
-    cost = _param_counts([r.cfg for r in todo])
-    todo.sort(key=lambda r: (-cost[r.name], json.dumps(r.cfg.features, sort_keys=True), r.name))
-    for k, res in enumerate(_execute_all(todo, sweep_dir, jobs, start_method), 1):
-        (out.done if res["status"] == "ok" else out.failed).append(res["name"])
-        if on_result is not None:
-            on_result(res, k, len(todo))
-    write_results(sweep_dir, metric)
+    with _Signals() as stop:
+        runs, skipped = expand(cfg, sweep_dir)
+        if not runs:
+            raise ValueError(f"the grid has no runnable configuration (skipped: {skipped}); "
+                             "check the heads against the feature sets' modalities")
+        record_sweep(sweep_dir, cfg, runs, skipped, command, shard)
+        mine = select_shard(runs, shard)
+        for folder in ("runs", "failed"):
+            _clean_stale_tmp(sweep_dir / folder)
+        out = SweepOutcome(sweep_dir, len(runs), len(mine), skipped=skipped)
+        try:
+            todo = []
+            for r in mine:
+                if is_done(sweep_dir, r.name):
+                    out.already_done.append(r.name)
+                elif retry_failed or not (sweep_dir / "failed" / f"{r.name}.json").is_file():
+                    todo.append(r)
+            # Biggest heads first (longest-processing-time-first keeps the workers busy to the end),
+            # then runs on the same caches next to each other so a worker's feature cache keeps hitting.
+            cost = _param_counts([r.cfg for r in todo])
+            todo.sort(key=lambda r: (-cost[r.name], json.dumps(r.cfg.features, sort_keys=True), r.name))
+            results = _execute_all(todo, sweep_dir, jobs, start_method, stop)
+            try:  # closed explicitly: a signal in on_result must still stop the workers at once
+                for k, res in enumerate(results, 1):
+                    (out.done if res["status"] == "ok" else out.failed).append(res["name"])
+                    if on_result is not None:
+                        on_result(res, k, len(todo))
+            finally:
+                results.close()
+            write_results(sweep_dir, metric)
+            stop.check()  # a signal during the last steps still ends in SweepInterrupted (non-zero exit)
+        except _Stop as e:
+            for folder in ("runs", "failed"):  # nothing of this process writes any more: its temp names go too
+                _clean_stale_tmp(sweep_dir / folder, own=True)
+            finished = sum(is_done(sweep_dir, r.name) for r in mine)
+            raise SweepInterrupted(e.signum, finished, len(mine)) from None
     out.seconds = time.perf_counter() - t0
     return out
 
 
-def _execute_all(todo: list[SweepRun], sweep_dir: Path, jobs: int, start_method: str) -> Iterator[dict[str, Any]]:
+def _execute_all(todo: list[SweepRun], sweep_dir: Path, jobs: int, start_method: str,
+                 stop: _Signals) -> Iterator[dict[str, Any]]:
+    stop.check()  # a signal while the grid was prepared: start nothing
     if jobs == 1 or len(todo) <= 1:  # in this process, with all its cores
         import torch
 
@@ -118,27 +223,67 @@ def _execute_all(todo: list[SweepRun], sweep_dir: Path, jobs: int, start_method:
         torch.set_num_threads(threads_per_job(1))
         try:
             for r in todo:
-                yield execute_run(r.cfg, str(sweep_dir))
+                with stop.raising():
+                    res = execute_run(r.cfg, str(sweep_dir))
+                yield res
         finally:
             torch.set_num_threads(before)
         return
     ctx = get_context(start_method)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx,
-                             initializer=_init_worker, initargs=(threads_per_job(jobs),)) as pool:
-        futures = {pool.submit(execute_run, r.cfg, str(sweep_dir)): r for r in todo}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker,
+                             initargs=(threads_per_job(jobs), os.getpid())) as pool:
         try:
-            for fut in as_completed(futures):
-                r = futures[fut]
-                try:
-                    yield fut.result()
-                except Exception as e:  # the worker process died (killed, out of memory...)
-                    yield _record_failure(sweep_dir, r.cfg, e, "worker process died: ")
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            futures = {pool.submit(execute_run, r.cfg, str(sweep_dir)): r for r in todo}
+            pending = set(futures)
+            while pending:
+                stop.check()
+                # A short timeout, not as_completed: the signal handler only sets a flag, so no
+                # exception is ever raised inside the executor's locks.
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    # `kill -- -PGID` kills the workers too: their futures fail, but the signal
+                    # handler has run by now (before any bytecode after the wait), so the check
+                    # stops here instead of recording the interrupted runs as failed.
+                    stop.check()
+                    r = futures[fut]
+                    try:
+                        res = fut.result()
+                    except Exception as e:  # the worker process died (killed, out of memory...)
+                        res = _record_failure(sweep_dir, r.cfg, e, "worker process died: ")
+                    yield res
+        except BaseException:  # _Stop, or the caller closed us: abandon the runs in progress
+            _terminate_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
 
 
-def _init_worker(threads: int) -> None:
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM every worker (runs in progress die with them; their temp run folders are
+    removed by the caller) and reap them. ProcessPoolExecutor has no public way to do this
+    before Python 3.14 (terminate_workers), hence the private `_processes`."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=10)
+        if p.is_alive():  # a worker stuck in C code that ignores SIGTERM
+            p.kill()
+            p.join()
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """Worker process setup: die with the sweep process (pid `parent`), leave Ctrl-C to it,
+    set torch threads."""
+    # Ctrl-C sends SIGINT to the whole process group; the parent decides and terminates us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+    # tqdm makes a multiprocessing lock on first use (even when disabled); a worker stopped by
+    # SIGTERM never releases it and the resource tracker would print a "leaked semaphore"
+    # warning under the sweep's one-line message. A thread lock is all one worker needs.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     import torch
 
     torch.set_num_threads(threads)
@@ -146,6 +291,31 @@ def _init_worker(threads: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set in this process
         pass
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int, poll: float = 0.5, pdeathsig: bool = True) -> None:
+    """Make this process exit when `parent` dies, even by SIGKILL (which the parent cannot
+    forward): the kernel's parent-death signal on Linux, and everywhere a daemon thread that
+    notices the parent pid change (the orphan is re-parented to init or a subreaper)."""
+    if pdeathsig and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no usable libc: the watchdog still covers it
+            pass
+    if os.getppid() != parent:  # the parent died before prctl: no signal will come
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent, poll), name="parent-watchdog", daemon=True).start()
+
+
+def _watch_parent(parent: int, poll: float) -> None:
+    while True:
+        time.sleep(poll)
+        if os.getppid() != parent:
+            os._exit(1)  # no cleanup to do: a run's temp folder is removed by the next sweep
 
 
 def execute_run(cfg: HeadConfig, sweep_dir: str) -> dict[str, Any]:
@@ -282,14 +452,18 @@ def merge_sweeps(dest: str | Path, sources: list[str | Path]) -> list[str]:
     return copied
 
 
-def _clean_stale_tmp(runs_dir: Path) -> None:
-    """Remove temp/old run folders left by killed processes (their pid is gone); others may be live."""
+def _clean_stale_tmp(runs_dir: Path, own: bool = False) -> None:
+    """Remove temp/old run folders (and temp files) left by killed processes (their pid is gone);
+    others may be live. own=True also removes this process's, once nothing in it writes any more."""
     if not runs_dir.is_dir():
         return
     for p in [*runs_dir.glob(".*.tmp-*"), *runs_dir.glob(".*.old-*")]:
         pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True)
+        if pid.isdigit() and ((own and int(pid) == os.getpid()) or not _alive(int(pid))):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
