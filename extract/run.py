@@ -27,6 +27,7 @@ from extract.datasets import DatasetConfig, load_dataset
 from extract.device import pick_device
 from extract.encoders import ENCODERS, Encoder, create_encoder
 from extract.images import load_image
+from extract.procs import DieWithParent
 from extract.records import Dataset, Record, is_blank
 
 # Why a row has no features (stored per row in the shards, summed into the attrs).
@@ -239,6 +240,8 @@ def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWri
     batches = [list(range(b * bs, min(n, (b + 1) * bs))) for b in todo]
     loader = DataLoader(_Rows(ds.records, cfg.modality, cfg.text_field, enc), batch_sampler=batches,
                         collate_fn=_Collate(enc), num_workers=cfg.workers,
+                        # a SIGKILLed extract's workers exit at once (torch's own watchdog takes ~5 s)
+                        worker_init_fn=DieWithParent(os.getpid()) if cfg.workers > 0 else None,
                         pin_memory=device.type == "cuda",
                         prefetch_factor=4 if cfg.workers > 0 else None)
     unit = "img" if cfg.modality == "image" else "text"

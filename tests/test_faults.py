@@ -227,6 +227,12 @@ CASES: list[Case] = [
     # sweep / compare / report
     ("sweep-unknown-head", REFUSED,
      lambda e, m: ["sweep", "--out", e.tmp / "sw", "-f", f"image={e.caches['image']}", "--fusion", "gmux"], "gmux"),
+    ("sweep-altered-cache", REFUSED,
+     lambda e, m: ["sweep", "--out", e.tmp / "sw", "-f", f"image={_h5_edit(e.copy_cache('image'), _xor_features)}",
+                   "--fusion", "mlp"], "checksum"),
+    ("sweep-out-is-file", REFUSED,
+     lambda e, m: ["sweep", "--out", _touch(e.tmp / "afile"), "-f", f"image={e.caches['image']}", "--fusion", "mlp"],
+     "afile"),
     ("compare-not-runs", REFUSED, lambda e, m: ["compare", e.tmp / "a", e.tmp / "b"], "a"),
     ("report-not-a-run", REFUSED, lambda e, m: ["report", e.tmp / "nothing"], "nothing"),
 ]

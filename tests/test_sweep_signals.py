@@ -211,10 +211,10 @@ def test_watchdog_alone_ends_an_orphaned_worker():
     died exits at once."""
     code = """
 import os, sys, time
-from train_heads.sweep_exec import _die_with_parent
+from extract.procs import die_with_parent
 pid = os.fork()
 if pid == 0:  # the worker
-    _die_with_parent(os.getppid(), poll=0.1, pdeathsig=False)
+    die_with_parent(os.getppid(), poll=0.1, pdeathsig=False)
     time.sleep(30)
     os._exit(0)
 print(pid, flush=True)
@@ -235,7 +235,29 @@ os._exit(0)  # the sweep dies without cleaning up
     finally:
         if alive():
             os.kill(worker, signal.SIGKILL)
-    late = subprocess.run([sys.executable, "-c", "import os; from train_heads.sweep_exec import _die_with_parent; "
-                           "_die_with_parent(os.getppid() + 1, pdeathsig=False); print('still here')"],
+    late = subprocess.run([sys.executable, "-c", "import os; from extract.procs import die_with_parent; "
+                           "die_with_parent(os.getppid() + 1, pdeathsig=False); print('still here')"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert late.returncode == 1 and "still here" not in late.stdout
+
+
+def test_sigkill_of_extract_ends_its_dataloader_workers_at_once(tiny_data: Path, tmp_path: Path) -> None:
+    """extract's DataLoader workers die with it (parent-death signal), not after torch's ~5 s
+    watchdog; the restart that follows is not refused and finishes the cache."""
+    code = "import sys, tests.toy_encoder; from cli import app; sys.argv[0] = 'mmgenre'; app()"
+    args = [sys.executable, "-c", code, "extract", "--data", str(tiny_data), "--encoder", "toy-image",
+            "--out", str(tmp_path / "c"), "--workers", "2", "--batch-size", "8"]
+    env = {**os.environ, "TOY_SLEEP": "0.3"}
+    with open(tmp_path / "log", "w") as log:
+        p = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=log, start_new_session=True, env=env)
+    try:
+        _wait(lambda: len([q for q, (pp, _) in _group(p.pid).items() if pp == p.pid]) >= 2, 60, "2 workers")
+        _wait(lambda: any((tmp_path / "c").glob("*.partial/batch-*")), 60, "a finished batch")
+        p.kill()
+        p.wait()
+        assert _no_orphans_within(p.pid, 2.0) == {}
+    finally:
+        os.killpg(p.pid, signal.SIGKILL) if _group(p.pid) else None
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, env={**env, "TOY_SLEEP": "0"})
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and len(list((tmp_path / "c").glob("*.h5"))) == 1

@@ -27,14 +27,12 @@ uses max(1, cores // jobs) torch threads so N jobs do not oversubscribe the core
 """
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import json
 import os
 import shutil
 import signal
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -48,6 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from cache.store import atomic_write
+from extract.procs import die_with_parent
 from train_heads.config import HeadConfig
 from train_heads.sweep import SweepConfig, SweepRun, expand, select_shard
 
@@ -178,6 +177,7 @@ def run_sweep(cfg: SweepConfig, sweep_dir: str | Path, jobs: int = 1, shard: tup
         if not runs:
             raise ValueError(f"the grid has no runnable configuration (skipped: {skipped}); "
                              "check the heads against the feature sets' modalities")
+        _check_inputs(sweep_dir, runs)
         record_sweep(sweep_dir, cfg, runs, skipped, command, shard)
         mine = select_shard(runs, shard)
         for folder in ("runs", "failed"):
@@ -272,12 +272,23 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
             p.join()
 
 
+def _check_inputs(sweep_dir: Path, runs: list[SweepRun]) -> None:
+    """Refuse once, before any run starts, what would otherwise fail every run: an output
+    folder that cannot hold runs, or a cache that is altered or damaged (`cache verify`'s line)."""
+    from cache.store import verify
+    from train_heads.runs import check_out_folder
+
+    check_out_folder(sweep_dir)
+    for path in sorted({str(p) for r in runs for p in r.cfg.features.values()}):
+        verify(path)
+
+
 def _init_worker(threads: int, parent: int) -> None:
     """Worker process setup: die with the sweep process (pid `parent`), leave Ctrl-C to it,
     set torch threads."""
     # Ctrl-C sends SIGINT to the whole process group; the parent decides and terminates us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
+    die_with_parent(parent)
     # tqdm makes a multiprocessing lock on first use (even when disabled); a worker stopped by
     # SIGTERM never releases it and the resource tracker would print a "leaked semaphore"
     # warning under the sweep's one-line message. A thread lock is all one worker needs.
@@ -291,31 +302,6 @@ def _init_worker(threads: int, parent: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set in this process
         pass
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _die_with_parent(parent: int, poll: float = 0.5, pdeathsig: bool = True) -> None:
-    """Make this process exit when `parent` dies, even by SIGKILL (which the parent cannot
-    forward): the kernel's parent-death signal on Linux, and everywhere a daemon thread that
-    notices the parent pid change (the orphan is re-parented to init or a subreaper)."""
-    if pdeathsig and sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):  # no usable libc: the watchdog still covers it
-            pass
-    if os.getppid() != parent:  # the parent died before prctl: no signal will come
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent, poll), name="parent-watchdog", daemon=True).start()
-
-
-def _watch_parent(parent: int, poll: float) -> None:
-    while True:
-        time.sleep(poll)
-        if os.getppid() != parent:
-            os._exit(1)  # no cleanup to do: a run's temp folder is removed by the next sweep
 
 
 def execute_run(cfg: HeadConfig, sweep_dir: str) -> dict[str, Any]:
