@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--skip-full", action="store_true", help="Only the serial-vs-parallel subset.")
     a = ap.parse_args()
 
-    from cache.store import open_info
+    from cache.read import open_info
     from train_heads.fusion import list_fusions
     from train_heads.sweep import head_options
     from train_heads.sweep_exec import cpu_count, threads_per_job

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cache.store import CacheError, CacheInfo, check_arrays, open_info, read_arrays
+from cache.store import CacheError
+from cache.read import CacheInfo, check_arrays, open_info, read_arrays
 
 
 @dataclass
@@ -89,7 +90,7 @@ def resolve_cache(spec: str, cache_dir: str | Path = "caches") -> Path:
     p = Path(spec)
     if p.suffix == ".h5" or p.exists():
         return p
-    from cache.store import list_caches
+    from cache.read import list_caches
 
     folder = Path(cache_dir)
     if not folder.is_dir():
@@ -125,7 +126,7 @@ def load_features(caches: dict[str, str | Path], tokens: bool = False) -> Featur
     """Load and join caches; refuses caches that disagree on ids, labels or splits.
 
     Every dataset read is checked against its checksum and for structure (unique ids, NaN
-    exactly in the rows marked missing...) by cache.store.check_arrays, the code behind
+    exactly in the rows marked missing...) by cache.read.check_arrays, the code behind
     `cache verify`, so an altered cache is refused here with the line verify prints. The
     bytes are hashed as they sit in memory: no second read of the file."""
     ref: dict[str, Any] | None = None

@@ -13,7 +13,7 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _summary(info) -> str:  # noqa: ANN001
-    from cache.store import split_counts
+    from cache.read import split_counts
 
     a = info.attrs
     miss = {k: v for k, v in a.get("missing", {}).items() if k != "ids_first_1000"}
@@ -36,7 +36,7 @@ def _splits(counts: dict[str, int], compact: bool = False) -> str:
 @user_errors
 def ls(folder: Annotated[Path, typer.Argument(help="Cache folder.")] = Path("caches")) -> None:
     """One line per cache in a folder (split train/dev/test); unfinished, damaged and leftover files say so."""
-    from cache.store import Entry, list_caches
+    from cache.read import Entry, list_caches
 
     if not folder.is_dir():
         raise FileNotFoundError(f"cache folder {folder} does not exist; run `extract` first")
@@ -52,7 +52,7 @@ def ls(folder: Annotated[Path, typer.Argument(help="Cache folder.")] = Path("cac
 def info(path: Annotated[Path, typer.Argument(help="Cache file.")],
          json_out: Annotated[bool, typer.Option("--json", help="All attributes as JSON.")] = False) -> None:
     """Rows, dims, split sizes, labels, encoder settings, missing counts, time, command."""
-    from cache.store import open_info, split_counts
+    from cache.read import open_info, split_counts
 
     i = open_info(path)
     if json_out:
@@ -80,7 +80,7 @@ def info(path: Annotated[Path, typer.Argument(help="Cache file.")],
 @user_errors
 def verify(path: Annotated[Path, typer.Argument(help="Cache file.")]) -> None:
     """Read every dataset; check every checksum, shapes, unique ids and the missing mask."""
-    from cache.store import verify as _verify
+    from cache.read import verify as _verify
 
     i = _verify(path)
     typer.echo(f"ok: {i.path.name} ({i.n} x {i.dim}, checksum {i.attrs['checksum']})")

@@ -21,7 +21,7 @@ def demo(
     workers: Annotated[int, typer.Option(help="DataLoader workers for extraction.")] = 2,
 ) -> None:
     """Generate a small MM-IMDb-layout data set, extract EfficientNet-Lite0 + MiniLM, train heads."""
-    from cache.store import open_info
+    from cache.read import open_info
     from extract.datasets import DatasetConfig
     from extract.demo_data import make_demo_dataset
     from extract.run import ExtractConfig, run_extract

@@ -3,7 +3,7 @@
 The run's head.pt records, per modality, the cache it was trained on; each cache records
 its encoder, weights (name or file hash), options and fine-tuned state dict. Prediction
 rebuilds exactly those encoders and refuses to go on when the weights it finds are not
-the ones the cache was made with, when a cache fails its checksum (`cache.store.verify`),
+the ones the cache was made with, when a cache fails its checksum (`cache.read.verify`),
 or when head.pt is not a readable head checkpoint.
 
 An input item is checked before anything is encoded (`Predictor.load`): a poster that is
@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 import torch
 
-from cache.store import CacheInfo, verify
+from cache.read import CacheInfo, verify
 from extract.encoders import Encoder, create_encoder
 from extract.images import FILE_MISSING, OK, load_image
 from extract.records import is_blank

@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cache.store import ShardWriter, cache_filename, clean_finished, settings_hash
+from cache.store import cache_filename, settings_hash
+from cache.shards import ShardWriter, clean_finished
 from extract.datasets import DatasetConfig, load_dataset
 from extract.device import pick_device
 from extract.encoders import ENCODERS, Encoder, create_encoder
@@ -170,7 +171,7 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
     key = settings_hash(settings)
     final = Path(cfg.out) / cache_filename(ds.name, cfg.modality, cfg.encoder, key)
     if final.exists():
-        from cache.store import open_info
+        from cache.read import open_info
 
         info = open_info(final)  # refuses a damaged file instead of skipping over it
         removed = clean_finished(final)

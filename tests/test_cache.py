@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 import tests.toy_encoder  # noqa: F401  (registers toy-image)
-from cache.store import CacheError, ShardWriter, open_info, verify
+from cache.store import CacheError
+from cache.read import open_info, verify
+from cache.shards import ShardWriter
 from extract.datasets import DatasetConfig
 from extract.demo_data import make_demo_dataset
 from extract.run import ExtractConfig, run_extract

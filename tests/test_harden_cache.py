@@ -20,7 +20,9 @@ from typer.testing import CliRunner
 
 import tests.toy_encoder  # noqa: F401  (registers toy-image)
 from cache.features import load_features
-from cache.store import CacheError, ShardWriter, list_caches, open_info, verify, write_cache_file
+from cache.store import CacheError, write_cache_file
+from cache.read import list_caches, open_info, verify
+from cache.shards import ShardWriter
 from cli import app
 from extract.datasets import DatasetConfig
 from extract.demo_data import make_demo_dataset
@@ -312,7 +314,7 @@ def test_lock_is_not_inherited_by_forked_workers(tmp_path: Path) -> None:
     script = (
         "import os, sys, time; sys.path.insert(0, %r)\n"
         "from pathlib import Path\n"
-        "from cache.store import ShardWriter\n"
+        "from cache.shards import ShardWriter\n"
         "w = ShardWriter(Path(%r), {'key': 'k', 'n': 1, 'batch_size': 1}).__enter__()\n"
         "done = os.fork()  # a worker that exits (closing its copy of the fd) must not free the lock\n"
         "if done == 0:\n"
@@ -443,7 +445,7 @@ def test_disk_full_while_writing_a_batch_is_one_line(demo_root: Path, tmp_path: 
         f.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("cache.store.np.savez", full)
+    monkeypatch.setattr("cache.shards.np.savez", full)
     line = _one_error_line(_extract_args(demo_root, tmp_path))
     assert "No space left on device" in line and ".partial" in line and "resumes" in line
     assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]

@@ -119,7 +119,7 @@ def test_decompression_bomb_is_masked_and_counted(tmp_path: Path) -> None:
 def test_exif_orientation_is_applied_and_recorded(tmp_path: Path) -> None:
     import h5py
 
-    from cache.store import open_info
+    from cache.read import open_info
     from extract.run import ExtractConfig, run_extract
 
     up = _upright()

@@ -290,7 +290,7 @@ def cooccurrence_data(run: Path) -> dict[str, Any]:
         if path.is_file():
             import h5py
 
-            from cache.store import open_info
+            from cache.read import open_info
 
             file_names = open_info(path).label_names
             with h5py.File(path, "r") as f:

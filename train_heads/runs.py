@@ -46,7 +46,7 @@ def cache_sources(cfg: HeadConfig) -> dict[str, dict[str, Any]]:
     """What run_name, existing_run and train.check_head need from each cache (path, settings
     hash, encoder, modality, dims, label count), from the headers only: cheap, before any
     features are loaded."""
-    from cache.store import open_info
+    from cache.read import open_info
 
     out = {}
     for m, p in cfg.features.items():

@@ -206,7 +206,7 @@ def _group_hash(base: HeadConfig, ident: dict[str, str]) -> str:
 
 
 def _cache_identity(path: str | Path) -> str:
-    from cache.store import open_info
+    from cache.read import open_info
 
     attrs = open_info(path).attrs
     return str(attrs.get("settings_hash") or attrs.get("checksum"))

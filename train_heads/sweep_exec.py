@@ -275,7 +275,7 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
 def _check_inputs(sweep_dir: Path, runs: list[SweepRun]) -> None:
     """Refuse once, before any run starts, what would otherwise fail every run: an output
     folder that cannot hold runs, or a cache that is altered or damaged (`cache verify`'s line)."""
-    from cache.store import verify
+    from cache.read import verify
     from train_heads.runs import check_out_folder
 
     check_out_folder(sweep_dir)
@@ -344,7 +344,7 @@ def _param_counts(cfgs: list[HeadConfig]) -> dict[str, int]:
     a cheap proxy for its training cost. 0 where the head cannot be built (it will fail later)."""
     import torch
 
-    from cache.store import open_info
+    from cache.read import open_info
     from train_heads.fusion import FUSIONS, create_fusion
 
     infos: dict[str, Any] = {}

@@ -2,7 +2,7 @@
 
     caches = make_cache_pair("tmp/caches", n=25959, dims={"image": 512, "text": 768},
                              split_sizes=(15552, 2608, 7799))   # MM-IMDb-sized
-    # -> {"image": Path(...h5), "text": Path(...h5)}, both accepted by cache.store.open_info
+    # -> {"image": Path(...h5), "text": Path(...h5)}, both accepted by cache.read.open_info
 
 Labels follow MM-IMDb's skewed genre frequencies (Drama ~50% of movies, Film-Noir ~1%),
 every movie has at least one genre. Each modality's features are a noisy random linear
