@@ -11,7 +11,7 @@ C. Real subset, per modality: the `linear` head (default L-BFGS and -o solver=ad
    test macro/micro-F1 (mean +- std over seeds 0,1,2 for the heads; sklearn is deterministic)
    and seconds per fit.
 
-    python bench/head_speed.py [--data DIR] [--caches caches] [--epochs 3] [--skip-real]
+    python bench/head_speed.py [--data DIR] [--caches caches] [--epochs 3] [--skip-real] [--skip-random]
                                [--lr-c 1.0,0.05]
 """
 from __future__ import annotations
@@ -153,7 +153,8 @@ def main() -> None:
                     help="folder with the subset's efficientnet-lite0 and minilm caches "
                          "(make them with `cli.py extract --preset poster-subset ...`)")
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--skip-real", action="store_true", help="skip parts A and C (real subset)")
+    ap.add_argument("--skip-random", action="store_true", help="skip part B (random MM-IMDb-sized features)")
     ap.add_argument("--lr-c", default="1.0,0.05", help="sklearn LogisticRegression C values for part C")
     a = ap.parse_args()
     if not a.skip_real:
@@ -163,7 +164,8 @@ def main() -> None:
         fs = load_features({"image": resolve_cache("efficientnet-lite0", caches),
                             "text": resolve_cache("minilm", caches)})
         linear_vs_logreg(fs, cs=tuple(float(c) for c in a.lr_c.split(",")))
-    epochs_per_second(a.epochs)
+    if not a.skip_random:
+        epochs_per_second(a.epochs)
 
 
 if __name__ == "__main__":
