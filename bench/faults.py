@@ -39,6 +39,8 @@ from typing import Callable
 
 from _common import REPO, subset_dir
 
+from extract.procs import process_group
+
 ORPHAN_WAIT = 10.0  # seconds a killed command's processes get to go away
 SWEEP_FUSIONS = ("late", "concat", "gmu")  # x 2 seeds: 6 runs, more than the 2 workers
 
@@ -62,20 +64,8 @@ class Tally:
 
 # ---- processes ------------------------------------------------------------------------------
 def live_group(pgid: int) -> dict[int, str]:
-    """Live (not zombie) processes of process group pgid: pid -> command line (Linux /proc)."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
-        if int(pgrp) == pgid and state not in ("Z", "X"):
-            out[int(d)] = cmd.strip()[:120]
-    return out
+    """Live (not zombie) processes of process group pgid: pid -> command line."""
+    return {pid: cmd.strip()[:120] for pid, (_ppid, cmd) in process_group(pgid).items()}
 
 
 def wait_group_gone(pgid: int, timeout: float = ORPHAN_WAIT) -> tuple[float, dict[int, str]]:

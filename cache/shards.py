@@ -67,6 +67,7 @@ class _Lock:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (the writer of a `*.tmp-<pid>` leftover)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

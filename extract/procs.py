@@ -1,4 +1,5 @@
-"""Child processes that die with their parent (sweep workers, extract's DataLoader workers).
+"""Child processes that die with their parent (sweep workers, extract's DataLoader workers),
+and a look at a process group (tests and bench/faults.py check that none outlives a kill).
 
 A process killed by SIGKILL cannot tell its children to stop, so each child watches for
 itself: the kernel's parent-death signal on Linux (prctl PR_SET_PDEATHSIG), and everywhere
@@ -13,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -47,3 +49,21 @@ class DieWithParent:
 
     def __call__(self, worker_id: int) -> None:
         die_with_parent(self.parent)
+
+
+def process_group(pgid: int) -> dict[int, tuple[int, str]]:
+    """Live (not zombie) processes of process group `pgid`, read from /proc (Linux):
+    pid -> (parent pid, command line)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # exited meanwhile
+            continue
+        state, ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]  # the command name may contain ")"
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            out[int(d)] = (int(ppid), cmd)
+    return out

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from extract.procs import process_group
 from train_heads.sweep_exec import run_sweep
 from train_heads.sweep_parse import assemble
 from train_heads.sweep_synth import make_cache_pair
@@ -65,25 +66,8 @@ def _metrics(sweep_dir: Path) -> dict[str, dict]:
             if not p.parent.name.startswith(".")}
 
 
-def _group(pgid: int) -> dict[int, tuple[int, str]]:
-    """Live (not zombie) processes of process group pgid: pid -> (ppid, command line)."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # exited meanwhile
-            continue
-        state, ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]  # the command name may contain ")"
-        if int(pgrp) == pgid and state not in ("Z", "X"):
-            out[int(d)] = (int(ppid), cmd)
-    return out
-
-
 def _workers(pid: int) -> dict[int, str]:
-    return {p: cmd for p, (ppid, cmd) in _group(pid).items() if ppid == pid and "spawn_main" in cmd}
+    return {p: cmd for p, (ppid, cmd) in process_group(pid).items() if ppid == pid and "spawn_main" in cmd}
 
 
 def _wait(cond, timeout: float, what: str) -> None:
@@ -103,12 +87,12 @@ def _start(caches: dict[str, str], out: Path, log: Path) -> subprocess.Popen:
 
 def _no_orphans_within(pgid: int, seconds: float) -> dict[int, tuple[int, str]]:
     t0 = time.time()
-    while (left := _group(pgid)) and time.time() - t0 < seconds:
+    while (left := process_group(pgid)) and time.time() - t0 < seconds:
         time.sleep(0.1)
     return left
 
 
-def _kill_group(pgid: int) -> None:
+def _killprocess_group(pgid: int) -> None:
     """Test cleanup only: whatever survived (on broken code) must not outlive the test."""
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -129,7 +113,7 @@ def test_sigkill_of_the_sweep_leaves_no_worker_alive(caches, tmp_path):
         assert not left, f"processes outlived the killed sweep: {left}"
     finally:
         proc.kill()
-        _kill_group(proc.pid)
+        _killprocess_group(proc.pid)
 
 
 @pytest.mark.slow
@@ -144,7 +128,7 @@ def test_sigterm_stops_workers_and_a_rerun_resumes_to_identical_results(caches, 
         left = _no_orphans_within(proc.pid, 10)
     finally:
         proc.kill()
-        _kill_group(proc.pid)
+        _killprocess_group(proc.pid)
     assert not left, f"processes outlived the stopped sweep: {left}"
     err = (tmp_path / "log.err").read_text().strip().splitlines()
     finished = _metrics(out)
@@ -251,13 +235,13 @@ def test_sigkill_of_extract_ends_its_dataloader_workers_at_once(tiny_data: Path,
     with open(tmp_path / "log", "w") as log:
         p = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=log, start_new_session=True, env=env)
     try:
-        _wait(lambda: len([q for q, (pp, _) in _group(p.pid).items() if pp == p.pid]) >= 2, 60, "2 workers")
+        _wait(lambda: len([q for q, (pp, _) in process_group(p.pid).items() if pp == p.pid]) >= 2, 60, "2 workers")
         _wait(lambda: any((tmp_path / "c").glob("*.partial/batch-*")), 60, "a finished batch")
         p.kill()
         p.wait()
         assert _no_orphans_within(p.pid, 2.0) == {}
     finally:
-        os.killpg(p.pid, signal.SIGKILL) if _group(p.pid) else None
+        os.killpg(p.pid, signal.SIGKILL) if process_group(p.pid) else None
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, env={**env, "TOY_SLEEP": "0"})
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and len(list((tmp_path / "c").glob("*.h5"))) == 1

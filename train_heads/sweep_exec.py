@@ -45,6 +45,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from cache.shards import pid_alive
 from cache.store import atomic_write
 from extract.procs import die_with_parent
 from train_heads.config import HeadConfig
@@ -445,21 +446,11 @@ def _clean_stale_tmp(runs_dir: Path, own: bool = False) -> None:
         return
     for p in [*runs_dir.glob(".*.tmp-*"), *runs_dir.glob(".*.old-*")]:
         pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and ((own and int(pid) == os.getpid()) or not _alive(int(pid))):
+        if pid.isdigit() and ((own and int(pid) == os.getpid()) or not pid_alive(int(pid))):
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _now() -> str:
