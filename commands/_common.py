@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -27,16 +29,36 @@ def error_line(e: BaseException) -> str:
     return " ".join(str(msg).split("\n"))  # always one line
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so `finally` blocks and temp-file cleanups run."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Stopped()
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library ValueError/OSError/... into one line on stderr and exit code 2."""
+    """Turn library ValueError/OSError/... into one line on stderr and exit code 2, and
+    Ctrl-C / SIGTERM into one line and exit 130 / 143 after the cleanups have run (extract
+    keeps its finished batches, a half-written run folder is removed)."""
 
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
         try:
             return fn(*a, **kw)
         except USER_ERRORS as e:
             typer.echo(f"error: {error_line(e)}", err=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt as e:
+            name = "SIGTERM" if isinstance(e, _Stopped) else "Ctrl-C"
+            typer.echo(f"error: interrupted ({name}); finished work is kept, nothing half-written: "
+                       "rerun the same command to continue", err=True)
+            raise typer.Exit(143 if isinstance(e, _Stopped) else 130) from None
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
     return wrapper
 

@@ -245,3 +245,29 @@ def test_sigkill_of_extract_ends_its_dataloader_workers_at_once(tiny_data: Path,
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, env={**env, "TOY_SLEEP": "0"})
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and len(list((tmp_path / "c").glob("*.h5"))) == 1
+
+
+def test_sigterm_of_extract_and_train_head_is_one_line_and_resumable(tiny_data: Path, tiny_caches: dict,
+                                                                     tmp_path: Path) -> None:
+    """SIGTERM of extract / train-head: exit 143, one `error: interrupted` line, finished batches
+    kept (the rerun resumes and finishes), no half-written run folder."""
+    code = "import sys, tests.toy_encoder; from cli import app; sys.argv[0] = 'mmgenre'; app()"
+    extract = [sys.executable, "-c", code, "extract", "--data", str(tiny_data), "--encoder", "toy-image",
+               "--out", str(tmp_path / "c"), "--workers", "0", "--batch-size", "8"]
+    train = [sys.executable, "-c", code, "train-head", "-f", f"text={tiny_caches['text']}", "--fusion", "mlp",
+             "--max-epochs", "100000", "--patience", "100000", "--out", str(tmp_path / "runs"), "--quiet"]
+    for args, ready in ((extract, lambda: any((tmp_path / "c").glob("*.partial/batch-*"))),
+                        (train, lambda: True)):
+        err = tmp_path / "err"
+        with open(err, "w") as fe:
+            p = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=fe, start_new_session=True,
+                                 env={**os.environ, "TOY_SLEEP": "0.2"})
+        _wait(ready, 60, "work in progress")
+        time.sleep(3 if args is train else 0)  # train-head: past start-up, inside the epochs
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 143
+        lines = [ln for ln in err.read_text().replace("\r", "\n").splitlines() if ln.startswith("error:")]
+        assert lines == [lines[0]] and "interrupted (SIGTERM)" in lines[0]
+    assert not list((tmp_path / "runs").glob(".*tmp*")) if (tmp_path / "runs").exists() else True
+    done = subprocess.run(extract, cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0 and "wrote" in done.stdout, done.stderr
