@@ -57,6 +57,16 @@ def sweep(
     previous = read_sweep(out)["grid"] if (out / SWEEP_JSON).is_file() else None
     cfg = assemble(previous, preset, config, feature_set, feature, fusion, head_opt, loss, threshold, seeds,
                    parse_kv(set_, "--set"), cache_dir)
+    if previous and not preset and not config:  # axes not given now come from the folder's last grid: say so
+        kept = [f"{flag} {value}" for flag, given, value in (
+            ("features", feature or feature_set, ",".join(cfg.feature_sets)),
+            ("--fusion", fusion, ",".join(h.display for h in cfg.heads)),
+            ("--loss", loss, ",".join(x.display for x in cfg.losses)),
+            ("--threshold", threshold, ",".join(cfg.thresholds)),
+            ("--seeds", seeds, ",".join(map(str, cfg.seeds)))) if not given]
+        if kept:
+            typer.echo(f"grid axes taken from {out / SWEEP_JSON} (this folder's previous grid): "
+                       + "; ".join(kept) + " (give them on the command line to change them)")
     if dry_run:
         runs, skipped = expand(cfg, out)
         mine = select_shard(runs, shard_t)

@@ -289,3 +289,17 @@ def test_presets_expand_on_any_feature_set(preset, caches, tmp_path):
         assert {r.cfg.loss for r in runs} == {"bce", "focal", "asl"} and all(r.cfg.warmup_epochs > 0 for r in runs)
     if preset == "seven-models":
         assert {r.cfg.threshold for r in runs} == {"fixed", "per_class"}
+
+
+def test_axes_taken_from_the_previous_grid_are_printed(caches, tmp_path):
+    """A second sweep into the same folder that omits an axis reuses the folder's grid for it:
+    the command says which axes it took and their values (never a silent choice)."""
+    feats = [a for m, p in caches.items() for a in ("-f", f"{m}={p}")]
+    first = ["sweep", "--out", str(tmp_path), *feats, "--fusion", "late", "--seeds", "3", "--set", "max_epochs=1",
+             "--quiet"]
+    assert CliRunner().invoke(app, first).exit_code == 0
+    r = CliRunner().invoke(app, ["sweep", "--out", str(tmp_path), *feats, "--fusion", "late", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "grid axes taken from" in r.output and "--seeds 3" in r.output and "--loss bce" in r.output
+    empty = CliRunner().invoke(app, ["sweep", "--out", str(tmp_path / "x"), *feats, "--seeds", "3-1"])
+    assert empty.exit_code == 2 and "empty range" in empty.stderr

@@ -110,10 +110,10 @@ class SweepConfig:
             if not _LABEL_OK.match(label) or not caches:
                 raise ValueError(f"feature set {label!r}: the label must be letters, digits or _.+=- "
                                  f"and it needs at least one modality=cache")
-        for name, seq in (("head", self.heads), ("loss", self.losses), ("threshold", self.thresholds),
-                          ("seed", self.seeds)):
+        for name, flag, seq in (("head", "--fusion", self.heads), ("loss", "--loss", self.losses),
+                                ("threshold", "--threshold", self.thresholds), ("seed", "--seeds", self.seeds)):
             if not seq:
-                raise ValueError(f"the grid has no {name}; give at least one --{name}")
+                raise ValueError(f"the grid has no {name}; give at least one with {flag}")
         for h in self.heads:
             if h.fusion not in list_fusions():
                 raise ValueError(f"Unknown fusion {h.fusion!r}; choose from {list_fusions()}")

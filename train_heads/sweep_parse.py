@@ -151,8 +151,12 @@ def parse_seeds(spec: str) -> list[int]:
     try:
         for part in filter(None, (p.strip() for p in spec.split(","))):
             a, sep, b = part.partition("-")
+            if sep and a and int(b) < int(a):
+                raise ValueError(f"--seeds {spec!r}: {part} is an empty range (start after end); write {b}-{a}")
             seeds += list(range(int(a), int(b) + 1)) if sep and a else [int(part)]
-    except ValueError:
+    except ValueError as e:
+        if "empty range" in str(e):
+            raise
         raise ValueError(f"--seeds expects e.g. 0,1,2 or 0-4, got {spec!r}") from None
     return seeds
 
