@@ -23,6 +23,8 @@ def _load(run: Path) -> tuple[dict, dict]:
 def ls(folder: Annotated[Path, typer.Argument(help="Runs folder.")] = Path("runs")) -> None:
     """One line per finished run: test macro-F1 and micro-F1 (tuned thresholds), head, features
     (modality=encoder) and the run folder name."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a runs folder; give the folder that holds run folders")
     if not folder.is_dir():
         raise FileNotFoundError(f"runs folder {folder} does not exist; run `train-head` first")
     runs = sorted(p for p in folder.iterdir() if (p / "metrics.json").is_file())

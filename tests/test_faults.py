@@ -233,6 +233,10 @@ CASES: list[Case] = [
     ("sweep-out-is-file", REFUSED,
      lambda e, m: ["sweep", "--out", _touch(e.tmp / "afile"), "-f", f"image={e.caches['image']}", "--fusion", "mlp"],
      "afile"),
+    ("sweep-seeds-empty-range", REFUSED,
+     lambda e, m: ["sweep", "--out", e.tmp / "sw", "-f", f"image={e.caches['image']}", "--seeds", "3-1"],
+     "empty range"),
+    ("runs-ls-a-file", REFUSED, lambda e, m: ["runs", "ls", _touch(e.tmp / "afile")], "is a file"),
     ("compare-not-runs", REFUSED, lambda e, m: ["compare", e.tmp / "a", e.tmp / "b"], "a"),
     ("report-not-a-run", REFUSED, lambda e, m: ["report", e.tmp / "nothing"], "nothing"),
 ]
