@@ -1,8 +1,9 @@
 """`predict`: genres for a poster and/or a plot, or a CSV of them, with a trained run.
 
-Single item (--image/--text): anything wrong is one line and exit 2. Batch (--csv): a bad
-row (missing or unreadable poster, nothing the head reads) is reported on stderr with its
-line and id and skipped; the run exits 0 when at least one row was predicted, 2 when none.
+Single item (--image/--text): anything wrong is one line and exit 2. Batch (--csv, UTF-8,
+each column once): a bad row (missing or unreadable poster, nothing the head reads) is
+reported on stderr with its line and id and skipped; the run exits 0 when at least one row
+was predicted, 2 when none.
 Notes (masked or ignored inputs, a cache found away from its recorded path) go to stderr,
 predictions to stdout.
 """
@@ -65,25 +66,37 @@ def predict(
     pred = Predictor.from_run(run, device=device)
     for note in pred.notes:
         typer.echo(f"note: {note}", err=True)
-    done: list[tuple[Item, list[str], np.ndarray]] = []  # (item, masked modalities, probabilities)
+    done: list[tuple[Item, dict[str, str], np.ndarray]] = []  # (item, masked modality -> why, probabilities)
     skipped = 0
+
+    def skip(it: Item, where: str | None, e: BadItem) -> None:
+        nonlocal skipped
+        if where is None:  # single item: the one line is the error
+            raise e
+        typer.echo(f"skipped {where} (id {it.id}): {e}", err=True)
+        skipped += 1
+
     for start in range(0, len(items), CHUNK):
-        chunk = []
+        chunk, wheres = [], {}
         for it, where in items[start:start + CHUNK]:
             try:
                 chunk.append(pred.load(it))
+                wheres[id(chunk[-1])] = where
             except BadItem as e:
-                if where is None:  # single item: the one line is the error
-                    raise
-                typer.echo(f"skipped {where} (id {it.id}): {e}", err=True)
-                skipped += 1
-        if not batch and chunk:
-            _single_notes(pred, chunk[0].item, chunk[0].masked)
-        for ld, p in zip(chunk, pred.predict_loaded(chunk) if chunk else []):
+                skip(it, where, e)
+        if not chunk:
+            continue
+        # Encoding can mask more (a plot whose features are all zero), and so refuse an item.
+        enc = pred.encode(chunk)
+        for ld, e in enc.refused:
+            skip(ld.item, wheres[id(ld)], e)
+        if not batch and enc.loaded:
+            _single_notes(pred, enc.loaded[0].item, enc.loaded[0].masked)
+        for ld, p in zip(enc.loaded, pred.predict_encoded(enc) if enc.loaded else []):
             order = p.argsort()[::-1][:top]
             typer.echo(f"{ld.item.id}: {', '.join(pred.chosen(p)) or '(none above threshold)'}   |  "
                        + "  ".join(f"{pred.label_names[j]} {p[j]:.3f}" for j in order))
-            done.append((ld.item, list(ld.masked), p))
+            done.append((ld.item, ld.masked, p))
     if not done:
         raise ValueError(f"no row of {csv_in} could be predicted ({skipped} skipped, reasons above)")
     if batch:
@@ -97,27 +110,33 @@ def predict(
 def _read_csv(path: Path) -> list[tuple[Item, str]]:
     """(item, 'file line N') per row; image paths are relative to the CSV's folder."""
     from extract.predict import Item
+    from extract.readers.text import read_utf8
 
     if not path.is_file():
         raise FileNotFoundError(f"--csv {path} does not exist")
     items: list[tuple[Item, str]] = []
-    with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: a BOM is not part of 'id'
-        reader = csv.DictReader(f)
-        cols = [c.strip() for c in reader.fieldnames or []]
-        reader.fieldnames = cols
-        if "image" not in cols and "text" not in cols:
-            raise ValueError(f"--csv {path} needs an 'image' and/or a 'text' column (and optionally 'id'); "
-                             f"its header is {cols}")
-        extra = [c for c in cols if c not in CSV_COLUMNS]
-        if extra:
-            typer.echo(f"note: --csv columns {extra} ignored; predict reads {list(CSV_COLUMNS)}", err=True)
-        prev = reader.line_num
-        for k, row in enumerate(reader):
-            where, prev = f"{path.name} line {prev + 1}", reader.line_num
-            img = (row.get("image") or "").strip()
-            txt = row.get("text")
-            items.append((Item((row.get("id") or "").strip() or str(k), (path.parent / img) if img else None,
-                               txt if txt else None), where))  # an empty cell means "not given"
+    # The shared reader: a BOM is dropped (not part of 'id'); other encodings are one line naming file:line.
+    reader = csv.DictReader(io.StringIO(read_utf8(path, "--csv"), newline=""))
+    cols = [c.strip() for c in reader.fieldnames or []]
+    reader.fieldnames = cols
+    if "image" not in cols and "text" not in cols:
+        raise ValueError(f"--csv {path} needs an 'image' and/or a 'text' column (and optionally 'id'); "
+                         f"its header is {cols}")
+    # DictReader keeps the last of repeated columns: which one the user meant is unknown.
+    repeated = [c for c, n in Counter(cols).items() if n > 1 and c in CSV_COLUMNS]
+    if repeated:
+        raise ValueError(f"--csv {path}: column(s) {repeated} appear more than once in the header; "
+                         "keep one of each")
+    extra = [c for c in cols if c not in CSV_COLUMNS]
+    if extra:
+        typer.echo(f"note: --csv columns {extra} ignored; predict reads {list(CSV_COLUMNS)}", err=True)
+    prev = reader.line_num
+    for k, row in enumerate(reader):
+        where, prev = f"{path.name} line {prev + 1}", reader.line_num
+        img = (row.get("image") or "").strip()
+        txt = row.get("text")
+        items.append((Item((row.get("id") or "").strip() or str(k), (path.parent / img) if img else None,
+                           txt if txt else None), where))  # an empty cell means "not given"
     if not items:
         raise ValueError(f"--csv {path} has no rows")
     return items
@@ -132,19 +151,20 @@ def _single_notes(pred: Predictor, item: Item, masked: dict[str, str]) -> None:
         typer.echo(f"note: {m} masked ({why}); this head reads {reads}", err=True)
 
 
-def _batch_notes(pred: Predictor, done: list[tuple[Item, list[str], np.ndarray]]) -> None:
-    """The same, counted over the predicted rows."""
+def _batch_notes(pred: Predictor, done: list[tuple[Item, dict[str, str], np.ndarray]]) -> None:
+    """The same, counted over the predicted rows, per modality and reason."""
     reads = pred.describe_reads()
     ignored = Counter(k for it, _, _ in done for k in pred.ignored(it))
     for kind, n in ignored.items():
         typer.echo(f"note: column {kind} ignored in {n} rows: this head reads {reads}", err=True)
-    masked = Counter(m for _, ms, _ in done for m in ms)
+    masked = Counter((m, why) for _, ms, _ in done for m, why in ms.items())
     if masked:
-        typer.echo("note: masked " + ", ".join(f"{m} in {n} of {len(done)} rows" for m, n in masked.items())
-                   + " (the 'masked' column of --out says which)", err=True)
+        typer.echo("note: masked " + ", ".join(f"{m} in {n} of {len(done)} rows ({why})"
+                                               for (m, why), n in masked.items())
+                   + "; the 'masked' column of --out says which", err=True)
 
 
-def _write_out(out: Path, pred: Predictor, done: list[tuple[Item, list[str], np.ndarray]]) -> None:
+def _write_out(out: Path, pred: Predictor, done: list[tuple[Item, dict[str, str], np.ndarray]]) -> None:
     """One row per predicted item; genres joined by '|', thresholds as t_<genre> columns so
     each row can be re-decided without the run folder. Written whole, then renamed."""
     from cache.store import atomic_write

@@ -9,7 +9,9 @@ or when head.pt is not a readable head checkpoint.
 An input item is checked before anything is encoded (`Predictor.load`): a poster that is
 missing, unreadable or too large, or an item that gives the head nothing it reads (no
 poster for an image-only head, empty text...), raises `BadItem` with one line saying why,
-so a batch can report and skip that item instead of ending.
+so a batch can report and skip that item instead of ending. A plot whose text features come
+out exactly zero (no word of it in a TF-IDF vocabulary) is masked like an absent one, with
+the reason, rather than fed as a zero vector that every such plot shares (`Predictor.encode`).
 """
 from __future__ import annotations
 
@@ -54,6 +56,14 @@ class Loaded:
     item: Item
     raw: dict[str, Any]
     masked: dict[str, str] = field(default_factory=dict)  # modality the head reads -> why this item lacks it
+
+
+@dataclass
+class Encoded:
+    """A chunk of checked items made into the head's input (`Predictor.encode`)."""
+    loaded: list[Loaded]  # the items the head can read, in input order; one row of feats each
+    refused: list[tuple[Loaded, BadItem]]  # items that, once encoded, gave the head nothing
+    feats: dict[str, torch.Tensor]  # the head's input batch for `loaded`
 
 
 @dataclass
@@ -139,11 +149,15 @@ class Predictor:
             else:
                 raise ValueError(f"modality {m!r} has encoder kind {kind!r}, which predict cannot feed")
         if all(raw[m] is None for m in self.reads):
-            ignored = self.ignored(item)
-            extra = f"; {' and '.join(ignored)} given, which this head does not read" if ignored else ""
-            raise BadItem(f"nothing for the head to read: it reads {self.describe_reads()}, and "
-                          f"{'; '.join(dict.fromkeys(why.values()))}{extra}")
+            raise self._nothing_to_read(item, why)
         return Loaded(item, raw, why)
+
+    def _nothing_to_read(self, item: Item, why: dict[str, str]) -> BadItem:
+        """The one line for an item none of whose inputs the head can use."""
+        ignored = self.ignored(item)
+        extra = f"; {' and '.join(ignored)} given, which this head does not read" if ignored else ""
+        return BadItem(f"nothing for the head to read: it reads {self.describe_reads()}, and "
+                       f"{'; '.join(dict.fromkeys(why.values()))}{extra}")
 
     @torch.no_grad()
     def predict(self, items: list[Item]) -> np.ndarray:
@@ -152,30 +166,69 @@ class Predictor:
 
     @torch.no_grad()
     def predict_loaded(self, loaded: list[Loaded]) -> np.ndarray:
-        """(N, C) probabilities for checked items; a modality an item lacks is masked like a
-        missing poster in the cache (the head was trained with such rows)."""
+        """(N, C) probabilities for checked items; raises BadItem on the first item that
+        turns out, once encoded, to give the head nothing (see `encode`)."""
+        enc = self.encode(loaded)
+        if enc.refused:
+            raise enc.refused[0][1]
+        return self.predict_encoded(enc)
+
+    @torch.no_grad()
+    def predict_encoded(self, enc: Encoded) -> np.ndarray:
+        """(len(enc.loaded), C) probabilities."""
+        return torch.sigmoid(self.head(enc.feats)).numpy()
+
+    @torch.no_grad()
+    def encode(self, loaded: list[Loaded]) -> Encoded:
+        """The head's input for checked items. A modality an item lacks is masked like a
+        missing poster in the cache (the head was trained with such rows). A text whose
+        feature row is exactly zero (e.g. no word of it in a TF-IDF vocabulary) carries
+        nothing either, and every such text would give the same output: it is masked too,
+        with the reason in `Loaded.masked`; an item left with nothing is refused."""
         feats: dict[str, torch.Tensor] = {}
         n = len(loaded)
         for m, enc in self.encoders.items():
-            raws = [ld.raw[m] for ld in loaded]
-            ok = torch.tensor([r is not None for r in raws], dtype=torch.bool)
+            ok = torch.tensor([ld.raw[m] is not None for ld in loaded], dtype=torch.bool)
             x = torch.zeros(n, enc.dim)
             if ok.any():
                 with torch.inference_mode():
-                    out = enc.encode(enc.collate([enc.preprocess(r) for r in raws if r is not None]),
-                                     tokens=self.use_tokens[m])
+                    out = enc.encode(enc.collate([enc.preprocess(ld.raw[m]) for ld in loaded
+                                                  if ld.raw[m] is not None]), tokens=self.use_tokens[m])
                 # Round to the cache dtype: the head was trained on those values.
                 x[ok] = out.features.float().cpu().to(getattr(torch, self.dtypes[m])).float()
-                if m in self.norm:  # the head saw z-scored features
-                    mean, std = self.norm[m]
-                    x[ok] = (x[ok] - mean) / std
                 if self.use_tokens[m]:
                     tok = torch.zeros(n, *out.tokens.shape[1:])
                     mask = torch.zeros(n, out.tokens.shape[1], dtype=torch.bool)
                     tok[ok], mask[ok] = out.tokens.float().cpu(), out.token_mask.cpu()
                     feats[f"{m}.tokens"], feats[f"{m}.token_mask"] = tok, mask
+                if self.kinds[m] == "text":
+                    self._mask_zero_texts(m, enc.name, loaded, ok, x, feats)
             feats[m], feats[f"{m}.present"] = x, ok
-        return torch.sigmoid(self.head(feats)).numpy()
+        usable = torch.stack([feats[f"{m}.present"] for m in self.reads]).any(dim=0).tolist()
+        keep = [i for i in range(n) if usable[i]]
+        refused = [(ld, self._nothing_to_read(ld.item, ld.masked)) for ld, u in zip(loaded, usable) if not u]
+        idx = torch.tensor(keep, dtype=torch.long)
+        feats = {k: v[idx] for k, v in feats.items()}
+        for m, (mean, std) in self.norm.items():  # the head saw z-scored features
+            if m in self.encoders:
+                ok = feats[f"{m}.present"]
+                feats[m][ok] = (feats[m][ok] - mean) / std
+        return Encoded([loaded[i] for i in keep], refused, feats)
+
+    @staticmethod
+    def _mask_zero_texts(m: str, encoder: str, loaded: list[Loaded], ok: torch.Tensor, x: torch.Tensor,
+                         feats: dict[str, torch.Tensor]) -> None:
+        """Mask modality m (in place) for items whose text encoded to an all-zero feature row
+        (checked before standardization, which would turn it into a constant non-zero row)."""
+        zero = ok & (x == 0).all(dim=1)
+        for i in zero.nonzero().flatten().tolist():
+            loaded[i].raw[m] = None
+            loaded[i].masked[m] = (f"no word of the plot is in the {encoder} vocabulary: "
+                                   "its features are all zero")
+        ok &= ~zero
+        if f"{m}.tokens" in feats:
+            feats[f"{m}.tokens"][zero] = 0
+            feats[f"{m}.token_mask"][zero] = False
 
     def chosen(self, probs: np.ndarray) -> list[str]:
         """Genres at or above their tuned threshold for one item's (C,) probabilities."""

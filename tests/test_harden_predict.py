@@ -162,7 +162,8 @@ def test_predict_csv_without_usable_columns_is_one_line(runs: dict[str, Path], t
 def test_predict_out_csv_has_genres_masks_probabilities_and_thresholds(runs: dict[str, Path], poster: Path,
                                                                        tmp_path: Path) -> None:
     items = tmp_path / "items.csv"
-    items.write_text(f"id,image,text\na,{poster},A haunted house and a ghost.\nb,,Cowboys ride.\n")
+    items.write_text(f"id,image,text\na,{poster},A haunted house and a ghost.\n"
+                     "b,,Cowboys ride across the desert.\n")
     out = tmp_path / "pred.csv"
     _ok(["predict", runs["both"], "--csv", items, "--out", out])
     rows = list(csv.DictReader(open(out)))
@@ -230,3 +231,54 @@ def test_predict_damaged_head_checkpoint_is_one_line(runs: dict[str, Path], tmp_
     assert not marker.exists()
     if damage == "code":
         assert "open, which a head checkpoint does not" in _invoke(["predict", run, "--text", "x"]).stderr
+
+
+# ---- hardening pass: the --csv file itself -------------------------------------------------
+def test_predict_csv_not_utf8_names_file_and_line(runs: dict[str, Path], tmp_path: Path) -> None:
+    items = tmp_path / "latin1.csv"
+    items.write_bytes("id,text\na,A ghost.\nb,Un fantôme.\n".encode("latin-1"))
+    _one_line_error(["predict", runs["both"], "--csv", items], f"{items}:3: not UTF-8 text", "--csv")
+    # A UTF-8 byte-order mark (Excel, Notepad) is still fine and not part of the 'id' column.
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffid,text\nfirst,A haunted house and a ghost.\n".encode("utf-8"))
+    assert _ok(["predict", runs["both"], "--csv", bom]).stdout.startswith("first:")
+
+
+def test_predict_csv_repeated_column_is_refused(runs: dict[str, Path], poster: Path, tmp_path: Path) -> None:
+    items = tmp_path / "items.csv"
+    items.write_text(f"id,image,text,text\na,{poster},A haunted house and a ghost.,Cowboys ride.\n")
+    r = _one_line_error(["predict", runs["both"], "--csv", items], "['text']", "more than once")
+    assert r.stdout == ""  # nothing predicted from a guessed column
+
+
+# ---- hardening pass: a plot with no word in the text encoder's vocabulary -----------------
+OOV = "zzzz qqqq"  # no word of it in the tiny TF-IDF vocabulary: an all-zero feature row
+
+
+def test_predict_masks_text_with_all_zero_features(runs: dict[str, Path], poster: Path) -> None:
+    r = _ok(["predict", runs["both"], "--image", poster, "--text", OOV])
+    assert "note: text masked (no word of the plot is in the tfidf vocabulary" in r.stderr, r.stderr
+    # Masked means exactly what a missing plot gives, not a zero vector marked present.
+    assert r.stdout == _ok(["predict", runs["both"], "--image", poster]).stdout
+    # Nothing else to read: refused like an empty plot.
+    _one_line_error(["predict", runs["both"], "--text", OOV], "nothing for the head to read",
+                    "no word of the plot is in the tfidf vocabulary")
+
+
+def test_predict_csv_skips_rows_left_with_nothing_after_encoding(runs: dict[str, Path], poster: Path,
+                                                                 tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("commands.predict_cmd.CHUNK", 2)  # refusals in more than one chunk
+    items = tmp_path / "items.csv"
+    items.write_text(f"id,image,text\npo,{poster},{OOV}\nb,,{OOV}\nc,,A haunted house and a ghost.\n"
+                     f"d,,qqqq\n")
+    out = tmp_path / "pred.csv"
+    r = _ok(["predict", runs["both"], "--csv", items, "--out", out])
+    skipped = [ln for ln in r.stderr.splitlines() if ln.startswith("skipped")]
+    assert [ln.split(":")[0] for ln in skipped] == ["skipped items.csv line 3 (id b)",
+                                                   "skipped items.csv line 5 (id d)"], r.stderr
+    assert all("nothing for the head to read" in ln and "tfidf vocabulary" in ln for ln in skipped)
+    assert "predicted 2 of 4 rows; skipped 2" in r.stderr
+    assert "text in 1 of 2 rows (no word of the plot is in the tfidf vocabulary" in r.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert [(x["id"], x["masked"]) for x in rows] == [("po", "text"), ("c", "image")]
