@@ -260,16 +260,18 @@ def test_canonical_label_quirks() -> None:
 
 def test_text_only_and_image_only_tables(tmp_path: Path) -> None:
     f = _write_csv(tmp_path / "t.csv", [{"id": "a", "text": "hello", "img": "a.png", "tags": "x|y", "split": "train"},
-                                         {"id": "b", "text": "", "img": "", "tags": "y", "split": "test"}])
+                                         {"id": "b", "text": "", "img": "", "tags": "y", "split": "test"},
+                                         {"id": "c", "text": "hi", "img": "c.png", "tags": "x", "split": "test"}])
+    (tmp_path / "c.png").write_bytes(b"png")  # one image exists: a.png alone missing is data, not a wrong path
     text_only = load_dataset(DatasetConfig(path=f, text_cols=["text"], label_col="tags", labels="data",
                                            split_col="split"))
-    assert [r.image for r in text_only.records] == [None, None]
-    assert text_only.report["records_without_image"] == 2 and text_only.report["missing_images"] == 0
+    assert [r.image for r in text_only.records] == [None, None, None]
+    assert text_only.report["records_without_image"] == 3 and text_only.report["missing_images"] == 0
     assert text_only.records[0].texts == {"text": "hello"} and text_only.label_names == ["x", "y"]
     assert text_only.records[0].meta == {"img": "a.png"}  # unused columns land in meta
     image_only = load_dataset(DatasetConfig(path=f, image_col="img", label_col="tags", labels="data",
                                             split_col="split"))
-    assert [r.texts for r in image_only.records] == [{}, {}]
+    assert [r.texts for r in image_only.records] == [{}, {}, {}]
     assert image_only.records[0].image == tmp_path / "a.png" and image_only.records[1].image is None
     assert image_only.report["missing_images"] == 1
 

@@ -404,3 +404,145 @@ def test_missing_empty_and_wrong_tables_are_one_line(tmp_path: Path) -> None:
     table = _text_table(tmp_path)
     _refused(_tfidf(table, tmp_path / "c", "--text-col", "overview", "--label-col", "genres"),
              "'overview'", "--text-col", "available columns")
+
+
+# ---------------------------------------------------------------------------- adversarial pass: tables
+def _table_args(table: Path, out: Path, *flags) -> list:
+    return _tfidf(table, out, "--text-col", "plot", "--label-col", "genres", "--split-col", "split", *flags)
+
+
+def _rows(n: int = 12, genres=None) -> list[dict]:
+    splits = ["train"] * (n - 4) + ["dev", "dev", "test", "test"]
+    return [{"id": f"m{i}", "plot": f"a story number {i} about {'love' if i % 2 else 'war'}",
+             "genres": genres(i) if genres else ("Drama|Romance" if i % 2 else "War"), "split": splits[i]}
+            for i in range(n)]
+
+
+def test_csv_cell_larger_than_the_csv_module_default_is_read(tmp_path: Path) -> None:
+    old = csv.field_size_limit(131072)  # a fresh process's limit: the reader must raise it itself
+    try:
+        rows = _rows()
+        rows[0]["plot"] = "word " * 400_000  # 2 MB in one cell
+        table = _write_csv(tmp_path / "big.csv", rows)
+        _ok(_table_args(table, tmp_path / "c"))
+        ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split"))
+        assert len(ds.records[0].texts["plot"]) == 2_000_000
+    finally:
+        csv.field_size_limit(max(old, csv.field_size_limit()))
+
+
+def test_duplicate_column_names_are_refused(tmp_path: Path) -> None:
+    table = tmp_path / "dup.csv"
+    table.write_text("id,plot,plot,genres,split\n" + "".join(
+        f"m{i},first {i},second {i},{'Drama' if i % 2 else 'War'},{'train' if i < 6 else 'test'}\n"
+        for i in range(8)))
+    _refused(_table_args(table, tmp_path / "c"), "dup.csv", "['plot']", "more than once")
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("extra, got", [(",surplus", 6), (None, 4)])
+def test_ragged_csv_row_names_file_line_and_counts(tmp_path: Path, extra: str | None, got: int) -> None:
+    lines = ["id,plot,genres,split,year"] + [f"m{i},story {i},{'Drama' if i % 2 else 'War'},"
+                                                 f"{'train' if i < 6 else 'test'},1990" for i in range(8)]
+    lines[3] = lines[3] + extra if extra else lines[3].rsplit(",", 1)[0]  # data row 3 = line 4
+    table = tmp_path / "ragged.csv"
+    table.write_text("\n".join(lines) + "\n")
+    _refused(_table_args(table, tmp_path / "c"), "ragged.csv:4", f"{got} fields, expected 5")
+
+
+@pytest.mark.parametrize("other", ["Drama, Comedy", "Drama;Comedy", "Drama|War, Comedy"])
+def test_label_column_mixing_separators_is_refused(tmp_path: Path, other: str) -> None:
+    table = _write_csv(tmp_path / "t.csv", _rows(genres=lambda i: other if i in (2, 5) else "Drama|War"))
+    sep = ";" if ";" in other else ","
+    line = _refused(_table_args(table, tmp_path / "c"), "'genres'", "of 12 cells hold --label-sep '|'",
+                    f"2 have {sep!r} inside a name", repr(other))
+    assert "JSON list" in line
+    # a comma inside a name is fine when the cell is a list: it is parsed, never split
+    lists = _write_csv(tmp_path / "l.csv", _rows(genres=lambda i: '["Drama, Comedy", "War"]' if i in (2, 5)
+                                                 else "Drama|War"))
+    ds = load_dataset(DatasetConfig(path=lists, text_cols=["plot"], label_col="genres", split_col="split"))
+    assert ds.label_names == ["Drama", "Drama, Comedy", "War"]
+
+
+def test_unicode_forms_of_one_label_are_one_label(tmp_path: Path) -> None:
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "Comédie"), unicodedata.normalize("NFD", "Comédie")
+    assert nfc != nfd
+    table = _write_csv(tmp_path / "t.csv", _rows(genres=lambda i: (nfd if i % 3 == 0 else nfc) + " |War"))
+    ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split"))
+    assert ds.label_names == [nfc, "War"] and ds.report["normalised_labels"] == {nfc: 4}
+    out = _ok(_table_args(table, tmp_path / "c"))
+    assert "note: label names written with decomposed accents put in Unicode NFC" in out and f"{nfc}=4" in out
+
+
+def test_label_renames_are_printed(tmp_path: Path) -> None:
+    names = {0: "drama", 1: "Science Fiction|drama", 2: "Drama", 3: "Science Fiction", 4: "drama|War"}
+    table = _write_csv(tmp_path / "t.csv", _rows(genres=lambda i: names.get(i, "War")))
+    ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split"))
+    assert ds.label_names == ["Drama", "Sci-Fi", "War"]
+    assert ds.report["renamed_labels"] == {"Science Fiction": {"to": "Sci-Fi", "records": 2},
+                                           "drama": {"to": "Drama", "records": 3}}
+    out = _ok(_table_args(table, tmp_path / "c", "--labels", "data"))
+    assert "labels renamed to a canonical name, records per name: Science Fiction->Sci-Fi=2, drama->Drama=3" in out
+    plain = _write_csv(tmp_path / "p.csv", _rows())  # nothing renamed: no line
+    assert "renamed" not in _ok(_table_args(plain, tmp_path / "c2"))
+
+
+# ---------------------------------------------------------------------------- adversarial pass: image paths
+def test_missing_image_dir_is_refused(tmp_path: Path) -> None:
+    table = _write_csv(tmp_path / "t.csv", _rows())
+    absent = tmp_path / "nonexist"
+    _refused(_table_args(table, tmp_path / "c", "--image-dir", absent), "--image-dir", str(absent), "not found")
+    (tmp_path / "afile").write_text("x")
+    _refused(_table_args(table, tmp_path / "c", "--image-dir", tmp_path / "afile"), "is not a folder")
+    assert not (tmp_path / "c").exists()
+
+
+def test_image_paths_none_of_which_exists_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "posters").mkdir()
+    table = _write_csv(tmp_path / "t.csv", _rows())
+    _refused(_table_args(table, tmp_path / "c", "--image-dir", tmp_path / "posters"),
+             "none of the 12 image files", "--image-pattern '{id}.jpg'", str(tmp_path / "posters" / "m0.jpg"))
+    rows = [{**r, "image": f"img/{r['id']}.png"} for r in _rows()]
+    col = _write_csv(tmp_path / "c.csv", rows)
+    _refused(_table_args(col, tmp_path / "c", "--image-col", "image"), "none of the 12", "--image-col 'image'")
+    _upright().save(tmp_path / "posters" / "m3.jpg")  # one exists: the other 11 are data, masked and counted
+    ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split",
+                                    image_dir=tmp_path / "posters"))
+    assert ds.report["missing_images"] == 11
+    assert not (tmp_path / "c").exists()
+
+
+# ---------------------------------------------------------------------------- adversarial pass: deep posters
+def _gradient() -> np.ndarray:
+    """(H, W) uint8 with every level 0..255 and some structure down the rows."""
+    return ((np.arange(256)[None, :] + np.arange(32)[:, None] * 8) % 256).astype(np.uint8)
+
+
+def test_16_bit_and_float_posters_decode_like_the_8_bit_one(tmp_path: Path) -> None:
+    from extract.images import OK, load_image
+
+    g8 = _gradient()
+    Image.fromarray(g8).save(tmp_path / "g8.png")
+    Image.fromarray(g8.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # 0..65535
+    Image.fromarray((g8 / 255.0).astype(np.float32)).save(tmp_path / "f01.tif")  # 0..1 floats
+    Image.fromarray(g8.astype(np.float32)).save(tmp_path / "f255.tif")  # 0..255 floats
+    Image.fromarray(g8.astype(np.int32)).save(tmp_path / "i32.tif")  # 32-bit ints, 0..255
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I") and Image.open(tmp_path / "f01.tif").mode == "F"
+    status, ref, _ = load_image(tmp_path / "g8.png")
+    want = np.asarray(ref).astype(int)
+    for name in ("g16.png", "f01.tif", "f255.tif", "i32.tif"):
+        status, im, reason = load_image(tmp_path / name)
+        assert status == OK and im.mode == "RGB", reason
+        assert np.abs(np.asarray(im).astype(int) - want).max() <= 1, name
+
+
+def test_wide_int_poster_uses_its_own_range(tmp_path: Path) -> None:
+    from extract.images import load_image
+
+    wide = _gradient().astype(np.int32) * 1000 - 5000  # -5000..250000: neither 8- nor 16-bit
+    Image.fromarray(wide).save(tmp_path / "wide.tif")
+    _, im, _ = load_image(tmp_path / "wide.tif")
+    a = np.asarray(im)[..., 0]
+    np.testing.assert_array_equal(a[0], np.arange(256))  # -5000..250000 stretched onto 0..255, not clipped

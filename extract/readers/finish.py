@@ -8,6 +8,8 @@ report has the same keys whatever the reader:
 - ``label_set``, ``label_names``: the label set used (``--labels auto`` resolved) and its names
 - ``dropped_labels``: {name: records} removed by the label set
 - ``removed_labels``: {name: records} removed by ``--drop-label``
+- ``renamed_labels``: {name as written: {"to": GMU name, "records": n}} matched to a GMU genre
+- ``normalised_labels``: {NFC name: records} that wrote it in another Unicode form (also a note)
 - ``unknown_split_ids``: {split: ids in the split file that match no record}
 - ``records_without_split``: records left UNSPLIT
 - ``missing_images``: records whose image path does not exist (the extractor masks them)
@@ -64,11 +66,17 @@ def finish(cfg: "DatasetConfig", name: str, records: list[Record], report: dict[
            split_file: Path | None = None) -> Dataset:
     """Apply labels and splits to records read by a reader and build the Dataset."""
     notes: list[str] = report.setdefault("notes", [])
-    label_names, dropped, removed = apply_label_set(records, cfg.labels, cfg.drop_labels)
+    labels = apply_label_set(records, cfg.labels, cfg.drop_labels)
+    label_names = labels.names
     report["label_set"] = cfg.labels
     report["label_names"] = label_names
-    report["dropped_labels"] = dropped
-    report["removed_labels"] = removed
+    report["dropped_labels"] = labels.dropped
+    report["removed_labels"] = labels.removed
+    report["renamed_labels"] = labels.renamed
+    report["normalised_labels"] = labels.normalised
+    if labels.normalised:
+        notes.append("label names written with decomposed accents put in Unicode NFC (one label, not two), "
+                     "records per name: " + ", ".join(f"{k}={v}" for k, v in labels.normalised.items()))
 
     report["unknown_split_ids"] = {}
     if split_file is not None:

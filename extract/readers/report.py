@@ -1,8 +1,8 @@
 """The reader report (``Dataset.report``) as lines for the user.
 
 Every choice a reader made on its own (ids from row numbers, the label set, columns taken
-by ``--label-cols auto``, names dropped, split-file ids that matched nothing, records left
-without a split) becomes one line, so `extract` never decides anything silently. The split
+by ``--label-cols auto``, names renamed to a GMU genre or dropped, split-file ids that
+matched nothing, records left without a split) becomes one line, so `extract` never decides anything silently. The split
 sizes and the label set are always shown; the rest only when it happened.
 """
 from __future__ import annotations
@@ -30,6 +30,9 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         left = report.get("label_cols_left_out", {})
         lines.append(f"--label-cols auto took {len(report['label_cols'])} columns: {', '.join(report['label_cols'])}"
                      + "".join(f"; left out {reason}: {', '.join(cols)}" for reason, cols in left.items() if cols))
+    if report.get("renamed_labels"):
+        lines.append("labels renamed to a canonical name, records per name: "
+                     + ", ".join(f"{k}->{v['to']}={v['records']}" for k, v in report["renamed_labels"].items()))
     if report.get("dropped_labels"):
         lines.append(f"labels dropped (not in --labels {label_set}), records per name: "
                      + _counts(report["dropped_labels"]))

@@ -13,6 +13,12 @@ gives text-only records (image None); no text column gives image-only records (t
   rating, count...). A joined column that never holds ``--label-sep`` but does hold
   ``;``, ``,`` or ``/`` is refused with the separator to pass.
 - ``--split-col`` (train/dev/test/val/..., empty = no split) or a split file / seed.
+
+A CSV/TSV must be rectangular with one name per column: a duplicated column name, or a row
+with more or fewer fields than the header, is refused with the file and line (the csv
+module would keep the last duplicate and pad or drop fields silently). Cells may be of any
+size. An ``--image-dir`` that is not a folder, or image paths none of which exists, is
+refused: that is a wrong path, never data.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +49,9 @@ _NOT_LABEL_WORDS = frozenset({
     "summary", "synopsis", "caption", "image", "img", "poster", "path", "file", "filename", "split",
     "fold", "url", "uri", "link", "href", "date", "time", "timestamp", "rating", "ratings", "score",
     "vote", "votes", "runtime", "budget", "revenue", "popularity"})
+# The csv module refuses cells over 128 KiB by default; a long plot or an embedded document
+# is data, so allow any cell a C long can count (2**31 - 1 also fits a 32-bit long).
+_FIELD_LIMIT = 2**31 - 1
 
 
 def find_table(path: Path, name: str | None = None) -> Path:
@@ -83,13 +93,40 @@ def _rows(table: Path, limit: int | None) -> tuple[list[str], list[dict[str, Any
             rows.append(row)
         return list(columns), rows
     delimiter = "\t" if table.suffix.lower() == ".tsv" else ","
+    csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    columns_list = list(reader.fieldnames or [])
-    for row in reader:
-        if limit is not None and len(rows) >= limit:
-            break
-        rows.append(row)
+    try:
+        columns_list = list(reader.fieldnames or [])
+        _refuse_duplicate_columns(columns_list, table)
+        for row in reader:
+            if limit is not None and len(rows) >= limit:
+                break
+            _refuse_ragged(row, len(columns_list), f"{table}:{reader.line_num}", delimiter)
+            rows.append(row)
+    except csv.Error as e:  # e.g. a NUL byte or an unclosed quote at the end of the file
+        raise ValueError(f"{table}:{reader.line_num}: not a readable CSV row ({e}); fix the file") from None
     return columns_list, rows
+
+
+def _refuse_duplicate_columns(columns: list[str], table: Path) -> None:
+    """One name per column: csv.DictReader would keep only the last of two equal names."""
+    dups = [c for c, n in Counter(columns).items() if n > 1 and c.strip()]  # unnamed columns are never chosen
+    if dups:
+        raise ValueError(f"{table}: the header names columns {dups} more than once; rename them so each "
+                         "column has its own name")
+
+
+def _refuse_ragged(row: dict[Any, Any], expected: int, where: str, delimiter: str) -> None:
+    """A row with more or fewer fields than the header (DictReader files extras under the key
+    None and fills missing fields with None)."""
+    if None in row:
+        got = expected + len(row[None])
+    elif any(v is None for v in row.values()):
+        got = sum(v is not None for v in row.values())
+    else:
+        return
+    raise ValueError(f"{where}: {got} fields, expected {expected} as in the header; fix the row "
+                     f"(quote a cell that holds {delimiter!r} or a line break)")
 
 
 def _not_a_label(column: str) -> bool:
@@ -166,6 +203,10 @@ def read_table(cfg: "DatasetConfig") -> Dataset:
                         f"{table}: --label-col {cfg.label_col!r}")
     meta_cols = cfg.meta_cols if cfg.meta_cols is not None else [c for c in columns if c not in used]
     image_dir = resolve(cfg.image_dir, base)
+    if image_dir is not None and not image_dir.is_dir():
+        what = "is not a folder" if image_dir.exists() else "not found"
+        looked = "" if image_dir == cfg.image_dir else f" (looked for {image_dir})"
+        raise FileNotFoundError(f"--image-dir {cfg.image_dir} {what}{looked}; give the folder of the images")
 
     records = []
     for n, row in enumerate(rows):
@@ -186,5 +227,18 @@ def read_table(cfg: "DatasetConfig") -> Dataset:
         split = parse_split_value(row.get(cfg.split_col), where) if cfg.split_col else UNSPLIT
         records.append(Record(id=rid, image=image, texts={name: _cell(row, col) for name, col in texts},
                               labels=labels, split=split, meta={c: row.get(c) for c in meta_cols}))
+    _refuse_no_image_found(records, cfg, image_dir or base)
     name = table.parent.name if Path(cfg.path).is_dir() else table.stem
     return finish(cfg, name, records, report, resolve(cfg.split_file, base))
+
+
+def _refuse_no_image_found(records: list[Record], cfg: "DatasetConfig", folder: Path) -> None:
+    """Image paths of which not one exists mean a wrong --image-dir/--image-col/--image-pattern:
+    extracting would only mask every row as image_file_missing."""
+    images = [r.image for r in records if r.image is not None]
+    if not images or any(p.exists() for p in images):
+        return
+    how = (f"--image-col {cfg.image_col!r}" if cfg.image_col is not None
+           else f"--image-pattern {cfg.image_pattern!r}")
+    raise FileNotFoundError(f"none of the {len(images)} image files named by {how} exists in {folder} "
+                            f"(e.g. {images[0]}); check --image-dir, {how} and the table's folder")
