@@ -69,10 +69,36 @@ class FeatureSet:
         stats = {}
         for m, x in self.X.items():
             keep = rows[self.present[m][rows]]
+            if len(keep) < 2:  # the std of 0 or 1 rows is NaN: every probability would be NaN
+                raise CacheError(f"{self._missing_line(m, rows)}; standardizing needs >= 2 train rows with "
+                                 f"{m} features (--no-standardize skips it)")
             mean, std = x[keep].mean(0), x[keep].std(0).clamp_min(1e-6)
             stats[m] = (mean, std)
         self.apply_standardize(stats)
         return stats
+
+    def check_present(self, rows: torch.Tensor) -> None:
+        """Refuse a modality that no row of `rows` (the train split) has: the head would learn
+        nothing from it and predict would print NaN. Typically a cache made with a wrong
+        --image-dir (every poster missing) or --text-field."""
+        for m in sorted(self.X):
+            if len(rows) and not bool(self.present[m][rows].any()):
+                raise CacheError(f"{self._missing_line(m, rows)}; check the extract command that made it "
+                                 "(--image-dir, --image-pattern, --text-field...)")
+
+    def _missing_line(self, m: str, rows: torch.Tensor) -> str:
+        """'<cache>: no train row has <m> features (N of N missing: <reasons from the cache>)'."""
+        src = self.sources.get(m, {})
+        path = src.get("path", m)
+        n, have = len(rows), int(self.present[m][rows].sum())
+        try:
+            missing = open_info(path).attrs.get("missing", {}) if "path" in src else {}
+        except (CacheError, OSError):
+            missing = {}
+        why = ", ".join(f"{k}={v}" for k, v in sorted(missing.items()) if k != "ids_first_1000" and v)
+        what = "no train row has" if have == 0 else f"only {have} train row(s) have"
+        return (f"{path}: {what} {m} features ({n - have} of {n} missing"
+                + (f"; in the whole cache: {why}" if why else "") + ")")
 
     def apply_standardize(self, stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
         for m, (mean, std) in stats.items():
@@ -116,10 +142,27 @@ def parse_feature_specs(specs: list[str], cache_dir: str | Path = "caches") -> d
             raise ValueError(f"--features name {name!r} must be non-empty and contain no '.'")
         if name in out:
             raise ValueError(f"--features gives modality {name!r} twice")
-        out[name] = resolve_cache(ref, cache_dir)
+        path = resolve_cache(ref, cache_dir)
+        for other, q in out.items():
+            # Two names for one cache is always a mistake in a fusion head (the same features
+            # twice); compared after resolving, so ./x.h5, an absolute path or a symlink match.
+            if _same_file(path, q):
+                raise ValueError(f"--features {other}= and {name}= are the same cache {path.resolve()}; "
+                                 "give each name a different cache (a cache per modality/encoder)")
+        out[name] = path
     if not out:
         raise ValueError("give at least one --features name=<cache>")
     return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Same file by resolved path, or (both existing) by device and inode (hard links)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def load_features(caches: dict[str, str | Path], tokens: bool = False) -> FeatureSet:

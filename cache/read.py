@@ -55,6 +55,7 @@ def open_info(path: str | Path) -> CacheInfo:
             raise CacheError(f"{path} is not finished ({partial} holds a resumable run); "
                              "rerun the same extract command to complete it")
         raise FileNotFoundError(f"cache file {path} does not exist; run `extract` first or check the path")
+    _check_is_hdf5(path)
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: decode_attr(k, v) for k, v in f.attrs.items()}
@@ -86,6 +87,26 @@ def open_info(path: str | Path) -> CacheInfo:
     info = CacheInfo(path, attrs, n, dim, tok, dtype, datasets)
     _check_attr_sums(info)
     return info
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of every HDF5 file mmgenre writes
+
+
+def _check_is_hdf5(path: Path) -> None:
+    """Refuse a folder or a file that is not HDF5 at all (a CSV, a poster...) with its own
+    line: "truncated or corrupt; delete it" is right only for a damaged cache, and would
+    tell the user to delete their data."""
+    if path.is_dir():
+        raise CacheError(f"{path} is a folder; give a cache file (cache ls {path} lists them)")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(HDF5_SIGNATURE))
+    except OSError:
+        return  # unreadable: h5py's open below reports it
+    if head != HDF5_SIGNATURE:
+        what = "it is empty" if not head else "it does not start with the HDF5 signature"
+        raise CacheError(f"{path} is not an HDF5 cache file ({what}); give a .h5 file written by "
+                         "`mmgenre extract` (cache ls <folder> lists them)")
 
 
 def _altered(info: CacheInfo, what: str) -> CacheError:

@@ -119,19 +119,22 @@ class ShardWriter:
         self.meta = meta
         self._lock: _Lock | None = None
         self.removed: list[Path] = []  # leftovers of killed runs removed on entry
+        self.created = False  # True: this writer made self.dir (nothing of an earlier run is in it)
 
     def __enter__(self) -> "ShardWriter":
+        self.created = not self.dir.exists()
         self.dir.mkdir(parents=True, exist_ok=True)
         lock = _Lock(self.dir / "lock")
         if not lock.try_acquire():
+            self.created = False  # another writer owns the folder now: never ours to remove
             raise CacheError(
                 f"another extract is writing {self.final.name} right now (lock held on "
                 f"{self.dir / 'lock'}); wait for it to finish, it will produce the same cache")
         self._lock = lock
         try:
             self._start()
-        except BaseException:
-            self.__exit__()  # `with` does not call __exit__ when __enter__ raises
+        except BaseException as e:
+            self.__exit__(type(e), e, e.__traceback__)  # `with` does not call __exit__ when __enter__ raises
             raise
         return self
 
@@ -152,8 +155,15 @@ class ShardWriter:
         else:
             atomic_write(meta_path, json.dumps(self.meta, sort_keys=True, default=str).encode())
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any = None, *exc: Any) -> None:
         if self._lock is not None:
+            # A run that failed before its first batch (an encoder option that fails when the
+            # encoder is built, a bad input) leaves nothing worth resuming: remove the folder
+            # it made, while still holding the lock, or `cache ls` would call it UNFINISHED
+            # and "rerun to resume" would fail the same way. A folder holding batches is
+            # resumable work and stays; one that existed before this run is not ours.
+            if exc_type is not None and self.created and not self.done_batches():
+                shutil.rmtree(self.dir, ignore_errors=True)
             self._lock.release()
             self._lock = None
 

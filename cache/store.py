@@ -28,12 +28,15 @@ from typing import Any
 import h5py
 import numpy as np
 
-# attrs that change the numbers (1 covered features only).
+# Format 2: checksums cover every dataset and CHECKED_ATTRS (1 covered features only).
 FORMAT_VERSION = 2
 STR = h5py.string_dtype("utf-8")
-# Attrs that change what a head sees; their digest is part of the checksum.
+# Attrs that change what a head sees or what a reader trusts; their digest is part of the
+# checksum. settings_hash (train-head's "up to date" check and run names), dataset (the run
+# name and report) and missing (the counts `cache info` and refusals quote) are trusted by
+# readers, so an edit to them must fail verification too.
 CHECKED_ATTRS = ("label_names", "encoder", "weights", "preprocess", "options", "modality",
-                 "text_field", "dataset_fingerprint")
+                 "text_field", "dataset_fingerprint", "settings_hash", "dataset", "missing")
 REQUIRED_ATTRS = ("label_names", "encoder", "modality")
 REQUIRED_DATASETS = ("ids", "labels", "split", "features", "present")
 SPLITS = ("train", "dev", "test", "none")

@@ -38,6 +38,9 @@ def ls(folder: Annotated[Path, typer.Argument(help="Cache folder.")] = Path("cac
     """One line per cache in a folder (split train/dev/test); unfinished, damaged and leftover files say so."""
     from cache.read import Entry, list_caches
 
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a folder; give the folder that holds the caches "
+                         f"(`cache info {folder}` describes one cache file)")
     if not folder.is_dir():
         raise FileNotFoundError(f"cache folder {folder} does not exist; run `extract` first")
     rows = list_caches(folder)

@@ -470,3 +470,94 @@ def test_cache_info_and_ls_show_split_sizes(ref_cache: Path) -> None:
     r = runner.invoke(app, ["cache", "ls", str(ref_cache.parent)])
     assert f"{counts['train']}/{counts['dev']}/{counts['test']}" in r.stdout, r.stdout
     assert open_info(ref_cache).n == sum(counts.values())
+
+
+# ---- adversarial pass: provenance attrs checksummed, no empty .partial, non-cache inputs -----------
+@pytest.mark.parametrize("attr,value", [("settings_hash", "000000000000"), ("dataset", "other"),
+                                        ("missing", '{"image_file_missing": 0, "ids_first_1000": []}')])
+def test_provenance_attrs_are_checksummed(attr: str, value: str, ref_cache: Path, tmp_path: Path) -> None:
+    """settings_hash names runs and decides train-head's "up to date"; dataset and missing are
+    what info and refusals quote: an edit to any of them is refused like any alteration."""
+    cache = _copy(ref_cache, tmp_path / "c")
+    args = ["train-head", "-f", f"image={cache}", "--fusion", "linear", "--max-epochs", "1", "--quiet",
+            "--out", tmp_path / "runs"]
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    _edit(cache, lambda f: f.attrs.__setitem__(attr, value))
+    with pytest.raises(CacheError, match="checksum mismatch in attrs"):
+        verify(cache)
+    line = _one_error_line(["cache", "verify", cache])
+    assert "checksum mismatch" in line and str(cache) in line
+    line = _one_error_line(args)  # not "up to date", not a retrain on the altered cache
+    assert "checksum mismatch" in line and str(cache) in line
+
+
+def test_extract_failing_before_its_first_batch_leaves_no_partial(demo_root: Path, tmp_path: Path) -> None:
+    """`-o min_df=abc` fails when TF-IDF is fitted, inside the writer: the .partial folder it
+    made (lock + meta.json, no batch) used to stay, and `cache ls` said "rerun to resume"."""
+    line = _one_error_line(["extract", "--data", demo_root, "--encoder", "tfidf", "-o", "min_df=abc",
+                            "--out", tmp_path, "--workers", "0"])
+    assert "min_df" in line
+    assert list(tmp_path.iterdir()) == []
+    r = runner.invoke(app, ["cache", "ls", str(tmp_path)])
+    assert r.exit_code == 0 and "UNFINISHED" not in r.output and "no caches" in r.output, r.output
+
+
+def test_shard_writer_removes_only_an_empty_folder_it_made(tmp_path: Path) -> None:
+    meta = {"key": "k", "n": 4, "batch_size": 2}
+    final = tmp_path / "x.h5"
+    partial = tmp_path / "x.h5.partial"
+    with pytest.raises(RuntimeError):
+        with ShardWriter(final, dict(meta)):
+            raise RuntimeError("encoder failed")
+    assert not partial.exists()  # made by this run, no batch: nothing to resume
+    with pytest.raises(RuntimeError):
+        with ShardWriter(final, dict(meta)) as w:
+            w.write_batch(0, {"status": np.zeros(2, np.int8)})
+            raise RuntimeError("killed")
+    assert (partial / "batch-0000000.npz").exists()  # resumable work stays
+    (partial / "batch-0000000.npz").unlink()
+    with pytest.raises(RuntimeError):
+        with ShardWriter(final, dict(meta)):
+            raise RuntimeError("again")
+    assert partial.is_dir()  # an earlier run's folder is not this run's to remove
+    with ShardWriter(final, dict(meta)):
+        pass
+    assert partial.is_dir()  # success without finish() (finish removes it) leaves it alone
+
+
+def test_non_cache_paths_are_not_called_corrupt(ref_cache: Path, tmp_path: Path) -> None:
+    """A CSV, a folder or an empty file given as a cache used to get "truncated or corrupt
+    ...; delete it": advice to delete the user's own data."""
+    csv = tmp_path / "movies.csv"
+    csv.write_text("id,title\n1,x\n")
+    empty = tmp_path / "empty.h5"
+    empty.write_bytes(b"")
+    for cmd in ("info", "verify"):
+        line = _one_error_line(["cache", cmd, csv])
+        assert line.startswith(f"{csv} is not an HDF5 cache file (") and "delete" not in line
+        line = _one_error_line(["cache", cmd, empty])
+        assert line.startswith(f"{empty} is not an HDF5 cache file (it is empty)") and "delete" not in line
+        line = _one_error_line(["cache", cmd, tmp_path])
+        assert line == f"{tmp_path} is a folder; give a cache file (cache ls {tmp_path} lists them)"
+    line = _one_error_line(["train-head", "-f", f"image={csv}", "--out", tmp_path / "runs"])
+    assert "is not an HDF5 cache file" in line
+    line = _one_error_line(["cache", "ls", csv])
+    assert line.startswith(f"{csv} is a file, not a folder") and "does not exist" not in line
+    # A real HDF5 file that is cut short keeps the truncated/corrupt wording.
+    cut = _copy(ref_cache, tmp_path / "cut")
+    cut.write_bytes(cut.read_bytes()[:2048])
+    line = _one_error_line(["cache", "info", cut])
+    assert "is truncated or corrupt" in line
+
+
+def test_feature_specs_refuse_one_cache_under_two_names(ref_cache: Path, tmp_path: Path, monkeypatch) -> None:
+    from cache.features import parse_feature_specs
+
+    hard = tmp_path / "hard.h5"
+    os.link(ref_cache, hard)
+    monkeypatch.chdir(ref_cache.parent)
+    for other in (str(ref_cache), f"./{ref_cache.name}", str(hard)):
+        with pytest.raises(ValueError, match="image= and poster= are the same cache"):
+            parse_feature_specs([f"image={ref_cache}", f"poster={other}"])
+    assert set(parse_feature_specs([f"image={ref_cache}"])) == {"image"}

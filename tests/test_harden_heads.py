@@ -322,3 +322,98 @@ def test_linear_head_defaults_to_lbfgs_and_says_so(tiny_caches, tmp_path) -> Non
     hist = {n: json.loads((tmp_path / n / "history.json").read_text()) for n in ("default", "explicit", "adamw")}
     assert hist["default"] == hist["explicit"] != hist["adamw"]
     assert all(h["lr"] == 1.0 for h in hist["default"])  # L-BFGS epochs, not AdamW's lr 1e-3
+
+
+# ---- loss options, a modality no train row has, the same cache twice (adversarial pass) ---------
+@pytest.mark.parametrize("loss,opt,expect", [
+    ("focal", "gamma=abc", ["gamma='abc'", "not a finite number"]),  # was a TypeError traceback in losses.py
+    ("focal", "gamma=true", ["gamma=True", "not a finite number"]),
+    ("focal", "gamma=NaN", ["gamma=nan", "not a finite number"]),
+    ("focal", "gamma=-1", ["gamma must be >= 0"]),
+    ("focal", "alpha=2", ["alpha must be in [0, 1]"]),
+    ("focal", "beta=1", ["no option(s) ['beta']"]),
+    ("asl", "clip=1", ["clip must be in [0, 1)"]),
+    ("asl", "gamma_neg=[1]", ["gamma_neg=[1]", "not a finite number"]),
+])
+def test_bad_loss_options_are_one_line_before_training(tiny_caches, tmp_path, no_training, loss, opt,
+                                                       expect) -> None:
+    line = _error(["train-head", *_feats(tiny_caches, "text"), "--fusion", "linear", "--loss", loss,
+                   "--loss-opt", opt, "--out", tmp_path, *FAST], *expect)
+    from train_heads.losses import loss_options
+
+    assert f"loss {loss!r} options: " in line and all(k in line for k in loss_options(loss))  # lists them
+    assert not list(tmp_path.iterdir())
+
+
+def test_good_loss_options_still_pass() -> None:
+    from train_heads.config import HeadConfig
+
+    HeadConfig(features={"t": "x.h5"}, loss="focal", loss_kw={"alpha": None, "gamma": 0})
+    HeadConfig(features={"t": "x.h5"}, loss="focal", loss_kw={"alpha": -1, "gamma": 1.5})  # negative: alpha off
+    HeadConfig(features={"t": "x.h5"}, loss="asl", loss_kw={"gamma_pos": 1, "gamma_neg": 4, "clip": 0, "eps": 1e-6})
+    HeadConfig(features={"t": "x.h5"}, loss="wbce")
+
+
+def test_sweep_refuses_a_bad_loss_grid_before_any_run(tiny_caches, tmp_path) -> None:
+    sweep = tmp_path / "sw"
+    _error(["sweep", "--out", sweep, *_feats(tiny_caches, "text"), "--fusion", "linear",
+            "--loss", "bce", "--loss", "focal:gamma=abc", "--seeds", "0"], "gamma='abc'", "loss 'focal' options")
+    assert not [p for p in sweep.rglob("*") if p.name in ("metrics.json", "config.json")]
+
+
+@pytest.fixture(scope="module")
+def posterless_cache(tmp_path_factory) -> Path:
+    """A toy-image cache of a data set whose posters are all gone (as with a wrong --image-dir)."""
+    from extract.datasets import DatasetConfig
+    from extract.demo_data import make_demo_dataset
+    from extract.run import ExtractConfig, run_extract
+
+    root = make_demo_dataset(tmp_path_factory.mktemp("noposters") / "data", n=40, seed=2)
+    for p in root.rglob("*"):
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png"):
+            p.unlink()
+    res = run_extract(ExtractConfig(dataset=DatasetConfig(path=root, format="mmimdb"), encoder="toy-image",
+                                    out=tmp_path_factory.mktemp("nc"), workers=0), progress=False)
+    assert res.missing == {"image_file_missing": 40}
+    return res.path
+
+
+@pytest.mark.parametrize("standardize", ["--standardize", "--no-standardize"])
+def test_modality_with_no_train_row_is_refused(posterless_cache, tmp_path, standardize) -> None:
+    """Used to train with `std(): degrees of freedom is <= 0`, learn nothing from the images,
+    and write a run whose predictions were NaN."""
+    line = _error(["train-head", "-f", f"image={posterless_cache}", "--fusion", "linear", standardize,
+                   "--out", tmp_path, *FAST],
+                  f"{posterless_cache}: no train row has image features (24 of 24 missing; "
+                  "in the whole cache: image_file_missing=40)", "check the extract command")
+    assert "nan" not in line.lower()
+    assert not list(tmp_path.glob("*/metrics.json"))
+
+
+def test_standardize_refuses_fewer_than_two_present_train_rows(tiny_caches) -> None:
+    from cache.features import load_features
+    from cache.store import CacheError
+    from train_heads.config import HeadConfig
+    from train_heads.train import train
+
+    fs = load_features({"image": tiny_caches["image"]})
+    rows = fs.rows("train")
+    keep = rows[fs.present["image"][rows]][0]
+    fs.present["image"][rows[rows != keep]] = False  # one present train row: its std would be NaN
+    with pytest.raises(CacheError, match=r"only 1 train row\(s\) have image features .*>= 2 train rows"):
+        fs.standardize(rows)
+    cfg = HeadConfig(features={"image": str(tiny_caches["image"])}, fusion="linear", max_epochs=1)
+    with pytest.raises(CacheError, match="only 1 train row"):
+        train(cfg, fs, progress=False)
+    train(HeadConfig(**{**cfg.__dict__, "standardize": False}), fs, progress=False)  # 1 row is enough without
+
+
+def test_the_same_cache_under_two_names_is_refused(tiny_caches, tmp_path, no_training, monkeypatch) -> None:
+    text = tiny_caches["text"]
+    link = tmp_path / "link.h5"
+    link.symlink_to(text)
+    monkeypatch.chdir(text.parent)
+    for other in (text, text.name, link):  # same path, a relative path, a symlink
+        _error(["train-head", "-f", f"text={text}", "-f", f"text2={other}", "--fusion", "concat",
+                "--out", tmp_path / "runs"], "text= and text2= are the same cache", str(text.resolve()))
+    assert not (tmp_path / "runs").exists()

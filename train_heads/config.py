@@ -39,7 +39,7 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         from train_heads.fusion import list_fusions, validate_options
-        from train_heads.losses import list_losses
+        from train_heads.losses import check_loss_options, list_losses
         from train_heads.thresholds import THRESHOLDS
 
         if self.fusion not in list_fusions():
@@ -47,6 +47,7 @@ class HeadConfig:
         validate_options(self.fusion, self.fusion_kw)
         if self.loss not in list_losses():
             raise ValueError(f"Unknown loss {self.loss!r}; choose from {list_losses()}")
+        check_loss_options(self.loss, self.loss_kw)  # a typo fails here, not in the first batch
         if self.threshold not in THRESHOLDS:
             raise ValueError(f"--threshold must be one of {sorted(THRESHOLDS)}, got {self.threshold!r}")
         if self.scheduler not in SCHEDULERS:

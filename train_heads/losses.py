@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import typing
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,6 +39,7 @@ class MultiLabelLoss(nn.Module):
 
     name: ClassVar[str]
     uses_pos_weight: ClassVar[bool] = False  # True: create_loss must be given pos_weight
+    option_help: ClassVar[dict[str, str]] = {}  # option -> its valid values, for error messages
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
@@ -121,6 +123,7 @@ class FocalLoss(MultiLabelLoss):
     """
 
     name = "focal"
+    option_help = {"alpha": "a number in [0, 1]; null or negative: no alpha weighting", "gamma": "a number >= 0"}
 
     def __init__(self, alpha: float | None = 0.25, gamma: float = 2.0,
                  label_smoothing: float = 0.0) -> None:
@@ -158,6 +161,8 @@ class AsymmetricLoss(MultiLabelLoss):
     """
 
     name = "asl"
+    option_help = {"gamma_pos": "a number >= 0", "gamma_neg": "a number >= 0", "clip": "a number in [0, 1)",
+                   "eps": "a number in (0, 1)"}
 
     def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,
                  eps: float = 1e-8, label_smoothing: float = 0.0) -> None:
@@ -222,11 +227,7 @@ def create_loss(name: str, pos_weight: torch.Tensor | None = None, label_smoothi
     gamma_neg, clip, eps). ``pos_weight`` is required by, and only accepted by, losses with
     ``uses_pos_weight`` (see `needs_pos_weight`)."""
     cls = _loss_class(name)
-    options = [p for p in inspect.signature(cls.__init__).parameters
-               if p not in ("self", "pos_weight", "label_smoothing")]
-    unknown = sorted(set(kw) - set(options))
-    if unknown:
-        raise ValueError(f"loss {name!r} has no option(s) {unknown}; its options are {options}")
+    check_loss_options(name, kw)
     if cls.uses_pos_weight:
         if pos_weight is None:
             raise ValueError(f"loss {name!r} needs pos_weight; compute it with "
@@ -236,6 +237,46 @@ def create_loss(name: str, pos_weight: torch.Tensor | None = None, label_smoothi
         raise ValueError(f"loss {name!r} does not use pos_weight; pass it only to "
                          f"{sorted(n for n, c in LOSSES.items() if c.uses_pos_weight)}")
     return cls(label_smoothing=label_smoothing, **kw)
+
+
+def loss_options(name: str) -> dict[str, inspect.Parameter]:
+    """Loss ``name``'s own options (``--loss-opt`` keys): its constructor's parameters other
+    than pos_weight (computed by the trainer) and label_smoothing (a HeadConfig field)."""
+    params = inspect.signature(_loss_class(name).__init__).parameters
+    return {k: p for k, p in params.items() if k not in ("self", "pos_weight", "label_smoothing")}
+
+
+def _describe_options(name: str) -> str:
+    opts = loss_options(name)
+    if not opts:
+        return f"loss {name!r} takes no options"
+    helps = _loss_class(name).option_help
+    return f"loss {name!r} options: " + ", ".join(
+        f"{k} ({helps.get(k, 'a number')}; default {p.default})" for k, p in opts.items())
+
+
+def check_loss_options(name: str, kw: dict[str, Any]) -> None:
+    """Refuse loss options before any training: unknown keys, values that are not numbers
+    (the options are all numbers, some may also be None, from the constructor's type hints)
+    and out-of-range values (the constructor's own checks, run on a throwaway instance, so
+    the rules live in one place). One line that also lists the valid options."""
+    cls = _loss_class(name)
+    opts = loss_options(name)
+    unknown = sorted(set(kw) - set(opts))
+    if unknown:
+        raise ValueError(f"loss {name!r} has no option(s) {unknown}; {_describe_options(name)}")
+    hints = typing.get_type_hints(cls.__init__)
+    for k, v in kw.items():
+        allowed = typing.get_args(hints.get(k)) or (hints.get(k),)
+        if v is None and type(None) in allowed:
+            continue
+        # bool is an int subclass, but `gamma=true` is a typo, not a number
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"loss {name!r} option {k}={v!r} is not a finite number; {_describe_options(name)}")
+    try:  # the range checks (gamma >= 0, alpha <= 1, clip in [0, 1) ...) are the constructor's
+        cls(**({"pos_weight": torch.ones(1)} if cls.uses_pos_weight else {}), **kw)
+    except ValueError as e:
+        raise ValueError(f"{e}; {_describe_options(name)}") from None
 
 
 def _loss_class(name: str) -> type[MultiLabelLoss]:

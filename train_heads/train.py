@@ -113,10 +113,11 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
     rows = {s: fs.rows(s) for s in ("train", "dev", "test")}
     if cfg.train_on_unsplit:
         rows["train"] = torch.cat([rows["train"], fs.rows("none")])
-    norm = fs.standardize(rows["train"]) if cfg.standardize else {}
     for s, r in rows.items():
         if len(r) == 0:
             raise ValueError(f"the caches have no {s!r} rows; the data set needs a train/dev/test split")
+    fs.check_present(rows["train"])  # a modality absent from every train row teaches the head nothing
+    norm = fs.standardize(rows["train"]) if cfg.standardize else {}
     y = {s: fs.Y[r].cpu().numpy().astype(np.uint8) for s, r in rows.items()}
 
     head = build_head(cfg, fs).to(device)
