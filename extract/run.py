@@ -32,9 +32,12 @@ from extract.procs import DieWithParent
 from extract.records import Dataset, Record, is_blank
 
 # Why a row has no features (stored per row in the shards, summed into the attrs).
-OK, FILE_MISSING, CORRUPT, EMPTY_TEXT, NO_IMAGE = 0, 1, 2, 3, 4
+OK, FILE_MISSING, CORRUPT, EMPTY_TEXT, NO_IMAGE, NO_WORD = 0, 1, 2, 3, 4, 5
 REASONS = {FILE_MISSING: "image_file_missing", CORRUPT: "image_corrupt",
-           EMPTY_TEXT: "empty_text", NO_IMAGE: "no_image_in_dataset"}
+           EMPTY_TEXT: "empty_text", NO_IMAGE: "no_image_in_dataset",
+           # a text whose features are all zero: no word of it is in a (TF-IDF) vocabulary; every
+           # such text would share one vector, so it is masked like an empty text (predict does the same)
+           NO_WORD: "text_no_vocabulary_word"}
 DTYPES = ("float16", "float32")
 
 
@@ -262,23 +265,29 @@ def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWri
 
 def _encode_batch(enc: Encoder, idx: np.ndarray, status: np.ndarray, batch: Any,
                   tokens: bool) -> dict[str, np.ndarray]:
-    ok = status == OK
+    encoded = status == OK  # rows handed to the encoder
     feats = np.full((len(idx), enc.dim), np.nan, dtype=np.float32)  # NaN: loud if used unmasked
-    arrays: dict[str, np.ndarray] = {"status": status, "present": ok}
+    arrays: dict[str, np.ndarray] = {}
     if batch is not None:
         out = enc.encode(batch, tokens=tokens)
-        feats[ok] = out.features.float().cpu().numpy()
+        feats[encoded] = out.features.float().cpu().numpy()
         if tokens:
             if out.tokens is None:
                 raise ValueError(f"encoder {enc.name!r} has no token-level output; drop --tokens")
             tok = out.tokens.float().cpu().numpy()
             full = np.zeros((len(idx), *tok.shape[1:]), dtype=np.float32)
             mask = np.zeros((len(idx), tok.shape[1]), dtype=bool)
-            full[ok], mask[ok] = tok, out.token_mask.cpu().numpy()
+            full[encoded], mask[encoded] = tok, out.token_mask.cpu().numpy()
             arrays["tokens"], arrays["token_mask"] = full, mask
+        if enc.modality == "text":  # all-zero text features: no word in the vocabulary (see REASONS)
+            no_word = encoded & ~np.any(feats != 0, axis=1)
+            status = np.where(no_word, NO_WORD, status).astype(status.dtype)
+            feats[no_word] = np.nan
+            if tokens:
+                arrays["token_mask"][no_word] = False
     elif tokens:
         raise ValueError("a batch with no content cannot tell the token shape; use a larger --batch-size")
-    arrays["features"] = feats
+    arrays.update(status=status, present=status == OK, features=feats)
     return arrays
 
 

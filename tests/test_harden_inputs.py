@@ -546,3 +546,26 @@ def test_wide_int_poster_uses_its_own_range(tmp_path: Path) -> None:
     _, im, _ = load_image(tmp_path / "wide.tif")
     a = np.asarray(im)[..., 0]
     np.testing.assert_array_equal(a[0], np.arange(256))  # -5000..250000 stretched onto 0..255, not clipped
+
+
+def test_text_without_a_vocabulary_word_is_masked_and_counted(tmp_path: Path) -> None:
+    """A plot whose TF-IDF row is all zeros (no word in the train vocabulary) is masked and
+    counted as text_no_vocabulary_word, not stored as a present zero vector."""
+    rows = [{"id": f"m{i}", "plot": "love story" if i % 2 else "laughs galore", "genres": "Drama",
+             "split": "train" if i < 12 else "test"} for i in range(16)]
+    rows[13]["plot"] = "zzzz qqqq"
+    csv_path = tmp_path / "t.csv"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    r = runner.invoke(app, ["extract", "--data", str(csv_path), "--format", "table", "--encoder", "tfidf",
+                            "-o", "min_df=1", "--id-col", "id", "--text-col", "plot", "--label-col", "genres",
+                            "--split-col", "split", "--out", str(tmp_path / "c"), "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    assert "text_no_vocabulary_word=1" in r.output
+    import h5py
+
+    with h5py.File(next((tmp_path / "c").glob("*.h5")), "r") as f:
+        ids = f["ids"].asstr()[...].tolist()
+        assert not f["present"][ids.index("m13")] and f["present"][ids.index("m12")]
