@@ -179,6 +179,22 @@ CASES: list[Case] = [
     ("table-bad-split-ratios", REFUSED,
      lambda e, m: _table_args(e, _table(e, _rows()), split=("--split-seed", "1", "--split-ratios", "0.5,0.1")),
      "--split-ratios"),
+    ("table-duplicate-column", REFUSED,
+     lambda e, m: _table_args(e, _raw(e, "id,text,text,genres,split\nm1,a,b,Drama,train\n")), "text"),
+    ("table-ragged-row", REFUSED,
+     lambda e, m: _table_args(e, _raw(e, "id,text,genres,split\nm1,a,Drama,train,extra\n")), "t.csv:2"),
+    ("table-mixed-label-seps", REFUSED,
+     lambda e, m: _table_args(e, _table(e, [{**r, "genres": '"Drama, Comedy"'} if i % 5 == 0 else r
+                                            for i, r in enumerate(_rows())])), "--label-sep"),
+    ("table-missing-image-dir", REFUSED,
+     lambda e, m: _table_args(e, _table(e, _rows()), "--image-dir", e.tmp / "noimgs"), "noimgs"),
+    ("table-huge-cell", MASKED,
+     lambda e, m: _table_args(e, _table(e, [*_rows()[:-1], {**_rows()[-1], "text": "word " * 400_000}])),
+     "wrote"),
+    ("extract-bad-encoder-option", REFUSED,
+     lambda e, m: e.extract(e.data, "-o", "min_df=abc", encoder="tfidf"), "min_df"),
+    ("extract-plot-without-known-word", MASKED,
+     lambda e, m: e.extract(_plot(e, "zzqx qqzx"), "-o", "min_df=1", encoder="tfidf"), "text_no_vocabulary_word="),
     # cache integrity
     ("verify-xor-features", REFUSED,
      lambda e, m: ["cache", "verify", _h5_edit(e.copy_cache("image"), _xor_features)], "checksum"),
@@ -200,7 +216,17 @@ CASES: list[Case] = [
     ("train-inverted-labels", REFUSED,
      lambda e, m: e.train(f"image={_h5_edit(e.copy_cache('image'), _set('labels', lambda y: 1 - y))}"),
      "checksum"),
+    ("train-settings-hash-edited", REFUSED,
+     lambda e, m: e.train(f"image={_h5_edit(e.copy_cache('image'), _attr('settings_hash', 'deadbeef0000'))}"),
+     "checksum"),
+    ("info-on-a-csv", REFUSED, lambda e, m: ["cache", "info", _table(e, _rows())], "not an HDF5"),
     # train-head: wrong use
+    ("train-bad-loss-option", REFUSED,
+     lambda e, m: e.train(f"image={e.caches['image']}", extra=("--loss", "focal", "--loss-opt", "gamma=abc")),
+     "gamma"),
+    ("train-modality-never-present", REFUSED, lambda e, m: e.train(f"image={_posterless_cache(e)}"), "no train row"),
+    ("train-same-cache-twice", REFUSED,
+     lambda e, m: e.train(f"text={e.caches['text']}", f"text2={e.caches['text']}"), "same cache"),
     ("train-image-cache-as-text", REFUSED, lambda e, m: e.train(f"text={e.caches['image']}"), "image"),
     ("train-hidden-0", REFUSED,
      lambda e, m: e.train(f"image={e.caches['image']}", extra=("-o", "hidden=0")), "hidden"),
@@ -224,6 +250,14 @@ CASES: list[Case] = [
      lambda e, m: ["predict", e.run_mm, "--image", _bomb_file(e)], "too large"),
     ("predict-csv-bad-rows", MASKED,
      lambda e, m: ["predict", e.run_mm, "--csv", _predict_csv(e), "--out", e.tmp / "pred.csv"], "skipped"),
+    ("predict-csv-not-utf8", REFUSED,
+     lambda e, m: ["predict", e.run_text, "--csv", _raw(e, "id,image,text\nx,,caf\xe9 au lait\n", "l1.csv",
+                                                        "latin-1")], "l1.csv:2"),
+    ("predict-csv-repeated-column", REFUSED,
+     lambda e, m: ["predict", e.run_text, "--csv", _raw(e, "id,image,text,text\nx,,a,b\n", "d.csv")],
+     "more than once"),
+    ("predict-text-without-known-word", REFUSED,
+     lambda e, m: ["predict", e.run_text, "--text", "zzqx qqzx"], "nothing for the head"),
     # sweep / compare / report
     ("sweep-unknown-head", REFUSED,
      lambda e, m: ["sweep", "--out", e.tmp / "sw", "-f", f"image={e.caches['image']}", "--fusion", "gmux"], "gmux"),
@@ -240,6 +274,22 @@ CASES: list[Case] = [
     ("compare-not-runs", REFUSED, lambda e, m: ["compare", e.tmp / "a", e.tmp / "b"], "a"),
     ("report-not-a-run", REFUSED, lambda e, m: ["report", e.tmp / "nothing"], "nothing"),
 ]
+
+
+def _raw(e: Env, text: str, name: str = "t.csv", encoding: str = "utf-8") -> Path:
+    p = e.tmp / name
+    p.write_bytes(text.encode(encoding))
+    return p
+
+
+def _posterless_cache(e: Env) -> Path:
+    """A toy-image cache of a copy of the data set whose posters are all gone (every row masked)."""
+    d = e.copy_data()
+    for p in (d / "dataset").glob("*.jpeg"):
+        p.unlink()
+    r = runner.invoke(app, [str(a) for a in e.extract(d)[:-2]] + ["--workers", "0", "--out", str(e.tmp / "pc")])
+    assert r.exit_code == 0, r.output
+    return next((e.tmp / "pc").glob("*.h5"))
 
 
 def _touch(p: Path) -> Path:
