@@ -1,6 +1,7 @@
 """`train-head`: train one fusion head on cached features and write a run folder."""
 from __future__ import annotations
 
+import json
 from typing import Annotated, Optional
 
 import typer
@@ -32,7 +33,7 @@ def train_head(
     seed: Annotated[int, typer.Option(help="Seed (same seed, same numbers on CPU).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
     tokens: Annotated[bool, typer.Option(help="Use token features when present and the head attends.")] = True,
-    standardize: Annotated[bool, typer.Option(help="z-score each modality's pooled features with the train split's mean/std (saved with the head, applied by predict).")] = True,
+    standardize: Annotated[Optional[bool], typer.Option("--standardize/--no-standardize", help="z-score each modality's pooled features with the train split's mean/std (saved with the head, applied by predict). Default: every modality except sparse ones (over half zeros: TF-IDF, multi-hot), which keep raw values; the choice is printed.")] = None,
     train_on_unsplit: Annotated[bool, typer.Option(help="Also train on rows outside the split.")] = False,
     cache_dir: Annotated[str, typer.Option(help="Where encoder names in --features are looked up.")] = "caches",
     name: Annotated[Optional[str], typer.Option(help="Run folder name (default: head, features with encoders, loss, threshold, seed, settings hash).")] = None,
@@ -74,6 +75,12 @@ def train_head(
                    "(-o solver=adamw for AdamW); --lr, --batch-size, --weight-decay, --scheduler, "
                    "--warmup-epochs and --grad-clip do not apply")
     path, m = train_and_write(cfg, progress=not quiet)
+    std = json.loads((path / "config.json").read_text()).get("standardized", {})
+    if standardize is None:  # the default chose per modality: say what
+        raw = [k for k, v in std.items() if not v]
+        typer.echo("standardize (auto): z-scored " + (", ".join(k for k, v in std.items() if v) or "none")
+                   + (f"; kept raw (sparse: over half zeros) {', '.join(raw)}" if raw else "")
+                   + " (--standardize / --no-standardize to choose)")
     t, t5 = m["test"], m["test@0.5"]
     typer.echo(f"{path}: best epoch {m['best_epoch']}/{m['epochs']}  test macro-F1 {t['macro_f1']:.4f} "
                f"micro-F1 {t['micro_f1']:.4f} ({threshold}); at 0.5: macro {t5['macro_f1']:.4f} "

@@ -417,3 +417,15 @@ def test_the_same_cache_under_two_names_is_refused(tiny_caches, tmp_path, no_tra
         _error(["train-head", "-f", f"text={text}", "-f", f"text2={other}", "--fusion", "concat",
                 "--out", tmp_path / "runs"], "text= and text2= are the same cache", str(text.resolve()))
     assert not (tmp_path / "runs").exists()
+
+
+def test_standardize_auto_keeps_sparse_features_raw(tiny_caches, tmp_path) -> None:
+    """Default: dense modalities are z-scored, sparse ones (TF-IDF: over half zeros) keep raw
+    values, and the choice is printed and recorded; the flags still force either way."""
+    base = ["train-head", *_feats(tiny_caches, "image", "text"), "--fusion", "concat", "--out", tmp_path, *FAST]
+    out = _ok(base + ["--name", "auto"])
+    assert "standardize (auto): z-scored image; kept raw (sparse: over half zeros) text" in out
+    assert json.loads((tmp_path / "auto/config.json").read_text())["standardized"] == {"image": True, "text": False}
+    assert set(torch.load(tmp_path / "auto/head.pt", weights_only=False)["norm"]) == {"image"}
+    _ok(base + ["--name", "all", "--standardize"])
+    assert json.loads((tmp_path / "all/config.json").read_text())["standardized"] == {"image": True, "text": True}

@@ -31,8 +31,10 @@ class HeadConfig:
     seed: int = 0
     device: str = "auto"
     tokens: bool = True  # use token features when the cache has them and the head attends
-    standardize: bool = True  # z-score pooled features with train statistics (see FeatureSet.standardize);
-    # saved in head.pt and applied by predict. On: encoders differ in scale by orders of magnitude.
+    # z-score pooled features with train statistics (FeatureSet.standardize), saved in head.pt and
+    # applied by predict: True = every modality, False = none, None (default, "auto") = every
+    # modality but sparse ones (TF-IDF, multi-hot), whose rare columns z-scoring blows up.
+    standardize: bool | None = None
     train_on_unsplit: bool = False  # also train on rows outside the official split
     name: str | None = None  # run folder name; default from the settings
     out: str = "runs"

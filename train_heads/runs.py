@@ -153,6 +153,7 @@ def _write_files(tmp: Path, name: str, cfg: HeadConfig, res: TrainResult) -> dic
                        "token_input": {m: ("tokens" if m in res.fs.tokens else "pooled-as-one-token")
                                        for m in res.fs.modalities} if res.head.uses_tokens else None},
               "label_names": res.fs.label_names,
+              "standardized": {m: m in res.norm for m in res.fs.modalities},
               "rows": {s: int(len(r)) for s, r in res.rows.items()},
               "versions": {"torch": torch.__version__, "numpy": np.__version__,
                            "python": platform.python_version()}}

@@ -90,6 +90,17 @@ def _dev_score(cfg: HeadConfig, probs: np.ndarray, y: np.ndarray) -> float:
     return macro_f1_at(probs, y, tune_thresholds(cfg.threshold, probs, y))
 
 
+def standardized(cfg: HeadConfig, fs: FeatureSet, train_rows: torch.Tensor) -> list[str]:
+    """Modalities z-scored with train statistics: all (--standardize), none
+    (--no-standardize), or by default ("auto", None) every modality except sparse ones
+    (FeatureSet.sparse_modalities: TF-IDF, multi-hot), which keep their raw values. The
+    choice is recorded in config.json (`standardized`) and printed by train-head."""
+    if cfg.standardize is None:
+        sparse = set(fs.sparse_modalities(train_rows))
+        return [m for m in fs.modalities if m not in sparse]
+    return list(fs.modalities) if cfg.standardize else []
+
+
 def check_modalities(sources: dict[str, dict[str, Any]]) -> None:
     """Refuse `-f image=<a text cache>` (and the reverse): a feature named after a modality
     kind must come from a cache of that modality (its `modality` attr). Other names are free."""
@@ -117,7 +128,7 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
         if len(r) == 0:
             raise ValueError(f"the caches have no {s!r} rows; the data set needs a train/dev/test split")
     fs.check_present(rows["train"])  # a modality absent from every train row teaches the head nothing
-    norm = fs.standardize(rows["train"]) if cfg.standardize else {}
+    norm = fs.standardize(rows["train"], only=standardized(cfg, fs, rows["train"]))
     y = {s: fs.Y[r].cpu().numpy().astype(np.uint8) for s, r in rows.items()}
 
     head = build_head(cfg, fs).to(device)
