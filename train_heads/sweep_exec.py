@@ -12,14 +12,11 @@ runs are (re)done on the next call. Shards (`--shard i/n`) split the name-sorted
 round-robin; as results are rebuilt by scanning run folders, shards writing into one folder
 (or merged with `merge_sweeps`) give the same table as one unsharded sweep.
 
-Signals: SIGTERM or SIGINT of the sweep process stops it cleanly: the worker processes are
-terminated, runs in progress are abandoned (their temp folders removed), finished runs are
-kept, and run_sweep raises SweepInterrupted (the CLI prints one line and exits 128+signal);
-rerunning resumes. A sweep killed with SIGKILL cannot clean up, so each worker dies with it by
-itself: PR_SET_PDEATHSIG on Linux, plus a thread that watches the parent pid everywhere. The
-pool uses the spawn start method (fork is allowed; forkserver is not: its server would outlive
-a killed sweep). multiprocessing's resource tracker exits by itself once the sweep and its
-workers are gone. Workers stay in the parent's process group, so `kill -- -PGID` reaches all.
+Signals: SIGTERM/SIGINT stop a sweep cleanly and a SIGKILLed sweep's workers die with it
+(train_heads/sweep_workers.py). The pool uses the spawn start method (fork is allowed;
+forkserver is not: its server would outlive a killed sweep); multiprocessing's resource
+tracker exits by itself once the sweep and its workers are gone. Workers stay in the
+parent's process group, so `kill -- -PGID` reaches all.
 
 Speed: each worker process caches the loaded FeatureSet per (cache paths, tokens) so a
 worker loads the features once and trains every later run on the same tensors; each worker
@@ -31,9 +28,7 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import socket
-import threading
 import time
 import traceback
 from collections import OrderedDict
@@ -47,9 +42,9 @@ from typing import Any, Callable, Iterator
 
 from cache.shards import pid_alive
 from cache.store import atomic_write
-from extract.procs import die_with_parent
 from train_heads.config import HeadConfig
 from train_heads.sweep import SweepConfig, SweepRun, expand, select_shard
+from train_heads.sweep_workers import Signals, Stop, SweepInterrupted, init_worker, terminate_workers
 
 SWEEP_JSON = "sweep.json"
 # Worker start methods. Not forkserver: its server process stays alive as long as any worker
@@ -87,76 +82,6 @@ def is_done(sweep_dir: Path, name: str) -> bool:
     return (sweep_dir / "runs" / name / "metrics.json").is_file()
 
 
-class SweepInterrupted(Exception):
-    """run_sweep was stopped by SIGTERM/SIGINT: workers are gone, finished runs kept, temp folders removed."""
-
-    def __init__(self, signum: int, finished: int, total: int) -> None:
-        self.signum, self.finished, self.total = signum, finished, total
-        super().__init__(f"sweep interrupted ({signal.Signals(signum).name}): {finished} of {total} runs "
-                         "finished; rerun the same command to resume")
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum  # what a shell reports for a process the signal ended
-
-
-class _Stop(BaseException):
-    """Raised in the main thread when a signal stops the sweep. A BaseException, so that
-    execute_run's `except Exception` never records an interrupted run as failed."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class _Signals:
-    """SIGTERM/SIGINT handlers for the duration of a sweep (main thread only; a signal the
-    caller ignores, e.g. SIGINT of a background job, stays ignored).
-
-    The handler only records the signal; `check()` raises _Stop at points where stopping is
-    safe (between futures, between runs), so files such as sweep.json are never cut halfway.
-    Inside `raising()` (a run training in this process, which can take minutes) the handler
-    raises at once; what that can cut short is a run folder under its temp name, which
-    run_sweep removes."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._raise = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "_Signals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                old = signal.getsignal(sig)
-                if old not in (signal.SIG_IGN, None):
-                    self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.signum is not None:
-            return  # already stopping: a second signal must not cut the cleanup short
-        self.signum = signum
-        if self._raise:
-            raise _Stop(signum)
-
-    def check(self) -> None:
-        if self.signum is not None:
-            raise _Stop(self.signum)
-
-    @contextmanager
-    def raising(self) -> Iterator[None]:
-        self.check()
-        self._raise = True
-        try:
-            yield
-        finally:
-            self._raise = False
-
-
 def run_sweep(cfg: SweepConfig, sweep_dir: str | Path, jobs: int = 1, shard: tuple[int, int] | None = None,
               on_result: Callable[[dict[str, Any], int, int], None] | None = None, command: str = "",
               retry_failed: bool = True, start_method: str = "spawn", metric: str = "macro_f1") -> SweepOutcome:
@@ -173,7 +98,7 @@ def run_sweep(cfg: SweepConfig, sweep_dir: str | Path, jobs: int = 1, shard: tup
         raise ValueError(f"start_method must be one of {START_METHODS}, got {start_method!r}")
     t0 = time.perf_counter()
     sweep_dir = Path(sweep_dir)
-    with _Signals() as stop:
+    with Signals() as stop:
         runs, skipped = expand(cfg, sweep_dir)
         if not runs:
             raise ValueError(f"the grid has no runnable configuration (skipped: {skipped}); "
@@ -205,7 +130,7 @@ def run_sweep(cfg: SweepConfig, sweep_dir: str | Path, jobs: int = 1, shard: tup
                 results.close()
             write_results(sweep_dir, metric)
             stop.check()  # a signal during the last steps still ends in SweepInterrupted (non-zero exit)
-        except _Stop as e:
+        except Stop as e:
             for folder in ("runs", "failed"):  # nothing of this process writes any more: its temp names go too
                 _clean_stale_tmp(sweep_dir / folder, own=True)
             finished = sum(is_done(sweep_dir, r.name) for r in mine)
@@ -215,7 +140,7 @@ def run_sweep(cfg: SweepConfig, sweep_dir: str | Path, jobs: int = 1, shard: tup
 
 
 def _execute_all(todo: list[SweepRun], sweep_dir: Path, jobs: int, start_method: str,
-                 stop: _Signals) -> Iterator[dict[str, Any]]:
+                 stop: Signals) -> Iterator[dict[str, Any]]:
     stop.check()  # a signal while the grid was prepared: start nothing
     if jobs == 1 or len(todo) <= 1:  # in this process, with all its cores
         import torch
@@ -231,7 +156,7 @@ def _execute_all(todo: list[SweepRun], sweep_dir: Path, jobs: int, start_method:
             torch.set_num_threads(before)
         return
     ctx = get_context(start_method)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker,
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=init_worker,
                              initargs=(threads_per_job(jobs), os.getpid())) as pool:
         try:
             futures = {pool.submit(execute_run, r.cfg, str(sweep_dir)): r for r in todo}
@@ -252,25 +177,10 @@ def _execute_all(todo: list[SweepRun], sweep_dir: Path, jobs: int, start_method:
                     except Exception as e:  # the worker process died (killed, out of memory...)
                         res = _record_failure(sweep_dir, r.cfg, e, "worker process died: ")
                     yield res
-        except BaseException:  # _Stop, or the caller closed us: abandon the runs in progress
-            _terminate_workers(pool)
+        except BaseException:  # Stop, or the caller closed us: abandon the runs in progress
+            terminate_workers(pool)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-
-
-def _terminate_workers(pool: ProcessPoolExecutor) -> None:
-    """SIGTERM every worker (runs in progress die with them; their temp run folders are
-    removed by the caller) and reap them. ProcessPoolExecutor has no public way to do this
-    before Python 3.14 (terminate_workers), hence the private `_processes`."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    for p in procs:
-        p.join(timeout=10)
-        if p.is_alive():  # a worker stuck in C code that ignores SIGTERM
-            p.kill()
-            p.join()
 
 
 def _check_inputs(sweep_dir: Path, runs: list[SweepRun]) -> None:
@@ -282,27 +192,6 @@ def _check_inputs(sweep_dir: Path, runs: list[SweepRun]) -> None:
     check_out_folder(sweep_dir)
     for path in sorted({str(p) for r in runs for p in r.cfg.features.values()}):
         verify(path)
-
-
-def _init_worker(threads: int, parent: int) -> None:
-    """Worker process setup: die with the sweep process (pid `parent`), leave Ctrl-C to it,
-    set torch threads."""
-    # Ctrl-C sends SIGINT to the whole process group; the parent decides and terminates us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent(parent)
-    # tqdm makes a multiprocessing lock on first use (even when disabled); a worker stopped by
-    # SIGTERM never releases it and the resource tracker would print a "leaked semaphore"
-    # warning under the sweep's one-line message. A thread lock is all one worker needs.
-    from tqdm import tqdm
-
-    tqdm.set_lock(threading.RLock())
-    import torch
-
-    torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set in this process
-        pass
 
 
 def execute_run(cfg: HeadConfig, sweep_dir: str) -> dict[str, Any]:
