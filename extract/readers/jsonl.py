@@ -19,7 +19,7 @@ from extract.readers.finish import finish, resolve
 from extract.readers.labels import parse_label_cell
 from extract.readers.mmimdb_raw import choose_plot
 from extract.readers.splits import split_from_name
-from extract.readers.text import numbered_lines, read_utf8
+from extract.readers.text import json_line, numbered_lines, read_utf8
 from extract.records import Dataset, Record
 
 if TYPE_CHECKING:
@@ -87,10 +87,7 @@ def read_jsonl(cfg: "DatasetConfig") -> Dataset:
             if not line.strip():
                 continue
             where = f"{f}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: bad JSON line: {e}") from e
+            row = json_line(line, where)
             records.append(_record(row, where, f.parent, split, cfg))
     name = path.name if path.is_dir() else path.stem
     split_file = resolve(cfg.split_file, path if path.is_dir() else path.parent)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from extract.readers.finish import finish, resolve
 from extract.readers.labels import check_separator, parse_label_cell, parse_onehot
 from extract.readers.splits import parse_split_value
-from extract.readers.text import numbered_lines, read_utf8
+from extract.readers.text import json_line, numbered_lines, read_utf8
 from extract.records import UNSPLIT, Dataset, Record
 
 if TYPE_CHECKING:
@@ -83,10 +82,7 @@ def _rows(table: Path, limit: int | None) -> tuple[list[str], list[dict[str, Any
                 break
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{table}:{n}: bad JSON line: {e}") from e
+            row = json_line(line, f"{table}:{n}")
             if not isinstance(row, dict):
                 raise ValueError(f"{table}:{n}: expected a JSON object per line")
             columns.update(dict.fromkeys(row))

@@ -6,7 +6,9 @@ the line and the byte, instead of a bare ``UnicodeDecodeError`` that names neith
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 
 def read_utf8(path: Path, flag: str) -> str:
@@ -24,3 +26,19 @@ def numbered_lines(text: str) -> list[tuple[int, str]]:
     """(1-based line number, line) of a JSON-lines text; split on \\n only, because JSON strings
     may hold U+2028 and other characters that str.splitlines() would also split on."""
     return list(enumerate(text.split("\n"), 1))
+
+
+def json_line(line: str, where: str) -> Any:
+    """One JSON-lines row; a bad line or a key given twice in one object (json keeps the last
+    one silently) is one ValueError naming `where` (file:line)."""
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"{where}: key(s) {twice} appear twice in one JSON object; keep one")
+        return dict(pairs)
+
+    try:
+        return json.loads(line, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: bad JSON line: {e}") from None
