@@ -5,9 +5,10 @@ A. Real subset (EfficientNet-Lite0 + MiniLM caches): wall time of `train-head --
    sklearn one-vs-rest LogisticRegression on the same concatenated features, same run.
 B. Epochs/s of every registered head on an MM-IMDb-sized random feature set
    (25,959 x (1,280 + 384), 23 genres, official split sizes), features in memory.
-C. Real subset, per modality: the `linear` head (default L-BFGS and -o solver=adamw) against
-   sklearn one-vs-rest LogisticRegression on the same z-scored features (train mean/std, as
-   train-head's --standardize), every model's thresholds tuned per genre on dev the same way;
+C. Real subset, per modality (EfficientNet-Lite0, MiniLM, and TF-IDF when its cache is in
+   --caches): the `linear` head (default L-BFGS and -o solver=adamw) against sklearn
+   one-vs-rest LogisticRegression on the same features (dense ones z-scored with train
+   mean/std, sparse TF-IDF raw, as train-head's default), thresholds tuned per genre on dev;
    test macro/micro-F1 (mean +- std over seeds 0,1,2 for the heads; sklearn is deterministic)
    and seconds per fit.
 
@@ -93,10 +94,10 @@ def _sklearn_probe(fs: FeatureSet, m: str, C: float) -> tuple[dict, float]:
 
 def linear_vs_logreg(fs: FeatureSet, seeds: tuple[int, ...] = (0, 1, 2), cs: tuple[float, ...] = (1.0, 0.05)) -> None:
     """Part C on a loaded FeatureSet (any caches: the real subset's in main())."""
-    from train_heads.train import evaluate, train
+    from train_heads.train import evaluate, standardized, train
 
-    z = fs.to("cpu")  # a copy, z-scored with train statistics exactly as train-head does
-    z.standardize(z.rows("train"))
+    z = fs.to("cpu")  # a copy, standardized as train-head does by default: dense modalities
+    z.standardize(z.rows("train"), only=standardized(HeadConfig(features={}), z, z.rows("train")))  # z-scored, sparse raw
     print(f"[C] linear head vs sklearn LogisticRegression, per_class thresholds tuned on dev, seeds {list(seeds)}")
     for m in fs.modalities:
         print(f"    {m} ({fs.sources.get(m, {}).get('encoder', '?')}, {fs.dims[m]}-d):")
@@ -161,8 +162,12 @@ def main() -> None:
         subset_dir(a.data)
         real_subset(Path(a.caches))
         caches = Path(a.caches)
-        fs = load_features({"image": resolve_cache("efficientnet-lite0", caches),
-                            "text": resolve_cache("minilm", caches)})
+        feats = {"image": resolve_cache("efficientnet-lite0", caches), "text": resolve_cache("minilm", caches)}
+        try:  # optional: a sparse text encoder, kept raw by train-head's default standardization
+            feats["tfidf"] = resolve_cache("tfidf", caches)
+        except FileNotFoundError:
+            print("    (no tfidf cache in --caches: part C without it)")
+        fs = load_features(feats)
         linear_vs_logreg(fs, cs=tuple(float(c) for c in a.lr_c.split(",")))
     if not a.skip_random:
         epochs_per_second(a.epochs)
