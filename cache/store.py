@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,15 @@ def overall_checksum(checksums: dict[str, str]) -> str:
 # ---------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------
-_FS_HINTS = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space (disk quota)",
-             errno.EROFS: "the folder is read-only: choose a writable --out",
-             errno.EACCES: "no permission: choose a writable --out", errno.EFBIG: "the file is too large here"}
+# What to do about a filesystem error, by errno: shared by the cache writers and the CLI's
+# one-line errors (commands/_common.error_line).
+FS_HINTS = {errno.ENOSPC: "free some space or point the output elsewhere",
+            errno.EDQUOT: "free some space (disk quota)",
+            errno.EROFS: "the folder is read-only: choose a writable output folder",
+            errno.EACCES: "no permission: choose a writable output folder",
+            errno.EFBIG: "the file is too large here",
+            errno.ENOTDIR: "a path component is a file, not a folder: choose another output path",
+            errno.EISDIR: "that path is a folder: give a file path"}
 
 
 def fs_reason(e: BaseException) -> tuple[str, str]:
@@ -123,7 +130,30 @@ def fs_reason(e: BaseException) -> tuple[str, str]:
         m = re.search(r"errno = (\d+)", str(e))
         code = int(m.group(1)) if m else None
     reason = os.strerror(code) if code else " ".join(str(e).split())[:160]
-    return reason, _FS_HINTS.get(code or 0, "check the folder")
+    return reason, FS_HINTS.get(code or 0, "check the folder")
+
+
+def check_out_folder(out: str | Path) -> None:
+    """Refuse an --out that cannot hold what a command writes, before any work: a file, or a
+    folder (or, if it does not exist yet, its nearest existing parent) we cannot create files
+    in. os.access alone is not enough (root ignores permissions; read-only mounts), so a
+    probe file is created and removed. Raises OSError naming the path."""
+    out = Path(out)
+    probe_dir = out
+    while not probe_dir.exists() and probe_dir.parent != probe_dir:  # where it will be created
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"Not a directory: it is a file, not a folder (--out {out} "
+                                 "must be a folder)", str(probe_dir))
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied: cannot write in this folder (--out must be "
+                              "writable)", str(probe_dir))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mmgenre-probe-", dir=probe_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror or str(e), str(probe_dir)) from None
 
 
 

@@ -19,11 +19,9 @@ def error_line(e: BaseException) -> str:
     if isinstance(e, UnicodeDecodeError):
         return f"input is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 and retry"
     if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and e.filename:
-        hint = {28: "free some space or point the output elsewhere",
-                30: "the folder is read-only: choose a writable output folder",
-                13: "check the permissions, or choose another folder",
-                20: "a path component is a file, not a folder: choose another output path",
-                21: "that path is a folder: give a file path"}.get(e.errno or 0, "check the path")
+        from cache.store import FS_HINTS
+
+        hint = FS_HINTS.get(e.errno or 0, "check the path")
         return f"{e.filename}: {e.strerror or e}; {hint}"
     msg = e.args[0] if isinstance(e, KeyError) and e.args else e
     return " ".join(str(msg).split("\n"))  # always one line

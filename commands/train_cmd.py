@@ -47,7 +47,8 @@ def train_head(
     retrains it); a different run under the same --name is refused unless --force."""
     from cache.features import parse_feature_specs
     from train_heads.config import HeadConfig
-    from train_heads.runs import cache_sources, check_out_folder, existing_run, train_and_write
+    from cache.store import check_out_folder
+    from train_heads.runs import cache_sources, existing_run, train_and_write
     from train_heads.train import check_head, check_modalities, uses_lbfgs
 
     caches = {m: str(p) for m, p in parse_feature_specs(features, cache_dir).items()}

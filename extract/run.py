@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cache.store import cache_filename, settings_hash
+from cache.store import cache_filename, check_out_folder, settings_hash
 from cache.shards import ShardWriter, clean_finished
 from extract.datasets import DatasetConfig, load_dataset
 from extract.device import pick_device
@@ -68,6 +68,7 @@ class ExtractConfig:
             raise ValueError(f"--dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
         if self.modality not in (None, "image", "text"):
             raise ValueError(f"--modality must be 'image' or 'text', got {self.modality!r}")
+        check_out_folder(self.out)  # a file or an unwritable folder: refused before the data is read
         self.encoder = resolve_encoder_name(self.encoder, self.modality)
         self.modality = ENCODERS[self.encoder].modality
         if self.device != "auto":
@@ -160,7 +161,6 @@ def cache_settings(cfg: ExtractConfig, enc: Encoder, ds: Dataset, precision: str
 def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bool = True) -> ExtractResult:
     """Extract (or resume, or skip when already done) one cache; returns where it is."""
     t0 = time.perf_counter()
-    _check_out(Path(cfg.out))
     ds = dataset if dataset is not None else load_dataset(cfg.dataset)
     if not ds.records:
         raise ValueError(f"data set {ds.name!r} has no records; check --data and the reader flags")
@@ -222,20 +222,6 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
 def _notice(msg: str) -> None:
     """A decision the run took on its own (cleanup, recomputation): always said, on stdout."""
     print(msg, flush=True)
-
-
-def _check_out(out: Path) -> None:
-    """Refuse an unusable --out before any work: a file, or a folder this user cannot write."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder; give a folder for the caches")
-    probe = out
-    while not probe.exists() and probe.parent != probe:  # the first ancestor that exists
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ValueError(f"--out {out}: {probe} is a file, not a folder; give a folder for the caches")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: cannot write in {probe} (read-only or no permission); "
-                         "choose a writable folder")
 
 
 def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWriter,

@@ -11,18 +11,16 @@
     curve.png          training curve
 The folder is written under a temporary name (`.<name>.tmp-<pid>`) and renamed when
 complete; any error while writing removes the temporary folder and leaves an older run of
-the same name untouched. `check_out_folder` and `existing_run` let the CLI refuse an
-unwritable `--out` and report an already trained run BEFORE any training.
+the same name untouched. `existing_run` (with cache.store.check_out_folder) lets the CLI
+refuse an unwritable `--out` and report an already trained run BEFORE any training.
 """
 from __future__ import annotations
 
 import csv
-import errno
 import json
 import os
 import platform
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -56,31 +54,6 @@ def cache_sources(cfg: HeadConfig) -> dict[str, dict[str, Any]]:
                   "modality": a.get("modality"), "dim": info.dim, "num_labels": len(info.label_names),
                   "token_dim": info.token_shape[1] if info.token_shape else None}
     return out
-
-
-def check_out_folder(out: str | Path) -> None:
-    """Refuse an --out that cannot hold run folders, before training: a file, or a folder
-    (or, if it does not exist yet, its nearest existing parent) we cannot create files in.
-    os.access alone is not enough (root ignores permissions, read-only mounts, full disks
-    of inodes), so a probe file is created and removed. Raises OSError naming the path."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "Not a directory (--out must be a folder)", str(out))
-    probe_dir = out
-    while not probe_dir.exists():  # the folder is made later by write_run; check where it will go
-        if probe_dir.parent == probe_dir:
-            break
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"Not a directory (a parent of --out {out})", str(probe_dir))
-    if not os.access(probe_dir, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, "Permission denied (--out must be writable)", str(probe_dir))
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".mmgenre-probe-", dir=probe_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise type(e)(e.errno, e.strerror or str(e), str(probe_dir)) from None
 
 
 def existing_run(cfg: HeadConfig, sources: dict[str, dict[str, Any]]) -> tuple[Path, str | None]:

@@ -187,7 +187,7 @@ def _check_inputs(sweep_dir: Path, runs: list[SweepRun]) -> None:
     """Refuse once, before any run starts, what would otherwise fail every run: an output
     folder that cannot hold runs, or a cache that is altered or damaged (`cache verify`'s line)."""
     from cache.read import verify
-    from train_heads.runs import check_out_folder
+    from cache.store import check_out_folder
 
     check_out_folder(sweep_dir)
     for path in sorted({str(p) for r in runs for p in r.cfg.features.values()}):
