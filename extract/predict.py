@@ -201,8 +201,9 @@ class Predictor:
                     mask = torch.zeros(n, out.tokens.shape[1], dtype=torch.bool)
                     tok[ok], mask[ok] = out.tokens.float().cpu(), out.token_mask.cpu()
                     feats[f"{m}.tokens"], feats[f"{m}.token_mask"] = tok, mask
-                if self.kinds[m] == "text":
-                    self._mask_zero_texts(m, enc.name, loaded, ok, x, feats)
+                empty = torch.zeros(n, dtype=torch.bool)
+                empty[ok] = enc.empty_rows(x[ok])  # on the rounded values the cache would hold
+                self._mask_empty(m, enc.name, loaded, ok, empty, feats)
             feats[m], feats[f"{m}.present"] = x, ok
         usable = torch.stack([feats[f"{m}.present"] for m in self.reads]).any(dim=0).tolist()
         keep = [i for i in range(n) if usable[i]]
@@ -216,11 +217,10 @@ class Predictor:
         return Encoded([loaded[i] for i in keep], refused, feats)
 
     @staticmethod
-    def _mask_zero_texts(m: str, encoder: str, loaded: list[Loaded], ok: torch.Tensor, x: torch.Tensor,
-                         feats: dict[str, torch.Tensor]) -> None:
-        """Mask modality m (in place) for items whose text encoded to an all-zero feature row
-        (checked before standardization, which would turn it into a constant non-zero row)."""
-        zero = ok & (x == 0).all(dim=1)
+    def _mask_empty(m: str, encoder: str, loaded: list[Loaded], ok: torch.Tensor, zero: torch.Tensor,
+                    feats: dict[str, torch.Tensor]) -> None:
+        """Mask modality m (in place) for items whose encoded row carries nothing
+        (Encoder.empty_rows, checked before standardization, which would make it non-zero)."""
         for i in zero.nonzero().flatten().tolist():
             loaded[i].raw[m] = None
             loaded[i].masked[m] = (f"no word of the plot is in the {encoder} vocabulary: "

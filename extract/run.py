@@ -257,6 +257,8 @@ def _encode_batch(enc: Encoder, idx: np.ndarray, status: np.ndarray, batch: Any,
     if batch is not None:
         out = enc.encode(batch, tokens=tokens)
         feats[encoded] = out.features.float().cpu().numpy()
+        no_word = np.zeros(len(idx), dtype=bool)
+        no_word[encoded] = enc.empty_rows(out.features).cpu().numpy()  # see REASONS[NO_WORD]
         if tokens:
             if out.tokens is None:
                 raise ValueError(f"encoder {enc.name!r} has no token-level output; drop --tokens")
@@ -265,12 +267,10 @@ def _encode_batch(enc: Encoder, idx: np.ndarray, status: np.ndarray, batch: Any,
             mask = np.zeros((len(idx), tok.shape[1]), dtype=bool)
             full[encoded], mask[encoded] = tok, out.token_mask.cpu().numpy()
             arrays["tokens"], arrays["token_mask"] = full, mask
-        if enc.modality == "text":  # all-zero text features: no word in the vocabulary (see REASONS)
-            no_word = encoded & ~np.any(feats != 0, axis=1)
-            status = np.where(no_word, NO_WORD, status).astype(status.dtype)
-            feats[no_word] = np.nan
-            if tokens:
-                arrays["token_mask"][no_word] = False
+        status = np.where(no_word, NO_WORD, status).astype(status.dtype)
+        feats[no_word] = np.nan
+        if tokens:
+            arrays["token_mask"][no_word] = False
     elif tokens:
         raise ValueError("a batch with no content cannot tell the token shape; use a larger --batch-size")
     arrays.update(status=status, present=status == OK, features=feats)

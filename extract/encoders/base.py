@@ -132,6 +132,14 @@ class Encoder:
             "preprocess": self.full_preprocess_info(),
         }
 
+    def empty_rows(self, features: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: encoded rows that carry nothing. A text whose features are all zero had
+        no word in the encoder's vocabulary (TF-IDF); every such text would share one vector,
+        so extract and predict mask it like an empty text. An image row is never empty."""
+        if self.modality != "text":
+            return torch.zeros(len(features), dtype=torch.bool)
+        return (features == 0).all(dim=1)
+
     def full_preprocess_info(self) -> dict[str, Any]:
         """preprocess_info() plus, for images, how a poster file becomes a PIL image
         (extract.images.LOADING: full decode, EXIF orientation, size guard): that changes the
