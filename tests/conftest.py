@@ -53,3 +53,21 @@ def loaded():
         return cache[name]
 
     return get
+
+
+# ---- the cache hardening tests (test_harden_cache.py, test_harden_shards.py) ----------------
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from extract.demo_data import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "data", n=40, seed=2)
+
+
+@pytest.fixture(scope="module")
+def ref_cache(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted extraction, the reference for every resumed one."""
+    import tests.toy_encoder  # noqa: F401  (registers toy-image)
+    from extract.run import run_extract
+    from tests.cache_helpers import extract_cfg
+
+    return run_extract(extract_cfg(demo_root, tmp_path_factory.mktemp("ref")), progress=False).path
