@@ -1,186 +1,32 @@
-"""Issue 9, inputs: bad posters and texts are masked and counted, bad files are refused with
-one line, and `extract` prints every decision it made about a user's own data."""
+"""Issue 9, a user's own data: bad tables and files are refused with one line, encodings and
+splits handled, and `extract` prints every decision it made. Poster and text content:
+test_harden_media.py."""
 from __future__ import annotations
 
 import csv
 import json
-import struct
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-from typer.testing import CliRunner
 
 import tests.toy_encoder  # noqa: F401  (registers toy-image)
-from cli import app
 from extract.datasets import DatasetConfig, load_dataset
 from extract.records import MMIMDB_GENRES
-
-runner = CliRunner()
-
-
-# ---------------------------------------------------------------------------- helpers
-def _write_csv(path: Path, rows: list[dict], encoding: str = "utf-8") -> Path:
-    with path.open("w", newline="", encoding=encoding) as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
-def _ok(args: list) -> str:
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == 0, r.output
-    assert "Traceback" not in r.output
-    return r.output
-
-
-def _refused(args: list, *expect: str) -> str:
-    """Exit 2, exactly one `error:` line holding every ``expect``, no traceback."""
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == 2, r.output
-    assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output
-    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, r.output
-    for e in expect:
-        assert e in errors[0], errors[0]
-    return errors[0]
-
-
-def _text_table(tmp_path: Path, n: int = 12, **extra_cols) -> Path:
-    """A small text-only table: id, plot, genres (mmimdb23 names), split."""
-    splits = ["train"] * (n - 4) + ["dev", "dev", "test", "test"]
-    rows = [{"id": f"m{i}", "plot": f"a story number {i} about {'love' if i % 2 else 'war'}",
-             "genres": "Drama|Romance" if i % 2 else "War", "split": splits[i],
-             **{k: v[i] for k, v in extra_cols.items()}} for i in range(n)]
-    return _write_csv(tmp_path / "t.csv", rows)
-
-
-def _tfidf(data: Path, out: Path, *flags) -> list:
-    return ["extract", "--data", data, "--encoder", "tfidf", "-o", "min_df=1", "--workers", "0",
-            "--out", out, *flags]
-
-
-# ---------------------------------------------------------------------------- posters (items 8, 9)
-def _bomb_png(path: Path, side: int = 15000) -> Path:
-    """A valid 1-bit side x side PNG of ~30 KB: 225 Mpixel, over Pillow's decompression-bomb limit."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row * side, 9))
-                     + chunk(b"IEND", b""))
-    return path
-
-
-def _upright() -> Image.Image:
-    a = np.zeros((40, 60, 3), dtype=np.uint8)  # (H, W, 3), no symmetry: any rotation shows
-    a[:20, :30] = 255
-    a[20:, 30:, 1] = 200
-    a[:, 50:, 2] = 90
-    return Image.fromarray(a)
-
-
-def _poster_table(tmp_path: Path, posters: dict[str, str]) -> Path:
-    rows = [{"id": pid, "image": name, "genres": "Drama|War" if i % 2 else "Comedy",
-             "split": "train" if i < len(posters) - 1 else "test"} for i, (pid, name) in enumerate(posters.items())]
-    return _write_csv(tmp_path / "posters.csv", rows)
-
-
-def _image_cfg(table: Path) -> DatasetConfig:
-    return DatasetConfig(path=table, image_col="image", label_col="genres", split_col="split")
-
-
-def test_status_codes_agree_with_the_poster_loader() -> None:
-    from extract import images, run
-
-    assert (run.OK, run.FILE_MISSING, run.CORRUPT) == (images.OK, images.FILE_MISSING, images.CORRUPT)
-    assert run.REASONS[images.CORRUPT] == "image_corrupt"
-
-
-def test_decompression_bomb_is_masked_and_counted(tmp_path: Path) -> None:
-    from extract.run import ExtractConfig, run_extract
-
-    _upright().save(tmp_path / "a.png")
-    _upright().rotate(180).save(tmp_path / "b.png")
-    _bomb_png(tmp_path / "bomb.png")
-    table = _poster_table(tmp_path, {"a": "a.png", "bomb": "bomb.png", "b": "b.png"})
-    res = run_extract(ExtractConfig(dataset=_image_cfg(table), encoder="toy-image", out=tmp_path / "c",
-                                    workers=0), progress=False)
-    assert res.missing == {"image_corrupt": 1} and res.n == 3
-    out = _ok(["extract", "--data", table, "--image-col", "image", "--label-col", "genres", "--split-col",
-               "split", "--encoder", "toy-image", "--workers", "0", "--out", tmp_path / "cli"])
-    assert "image_corrupt=1" in out
-
-
-def test_exif_orientation_is_applied_and_recorded(tmp_path: Path) -> None:
-    import h5py
-
-    from cache.read import open_info
-    from extract.run import ExtractConfig, run_extract
-
-    up = _upright()
-    up.save(tmp_path / "up.png")
-    exif = Image.Exif()
-    exif[0x0112] = 6  # Orientation 6: stored turned 90 degrees, shown rotated back
-    up.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "side.png", exif=exif)
-    table = _poster_table(tmp_path, {"up": "up.png", "side": "side.png", "other": "up.png"})
-    res = run_extract(ExtractConfig(dataset=_image_cfg(table), encoder="toy-image", out=tmp_path / "c",
-                                    workers=0, dtype="float32"), progress=False)
-    with h5py.File(res.path, "r") as f:
-        feats = f["features"][...]
-    np.testing.assert_array_equal(feats[0], feats[1])  # the sideways phone photo reads upright
-    assert open_info(res.path).attrs["preprocess"]["loading"]["exif_transpose"] is True
-
-
-@pytest.mark.parametrize("name", ["resnet18", "efficientnet-lite0", "minilm"])
-def test_image_encoders_record_the_loading(name: str) -> None:
-    from extract.images import LOADING
-    from tests.tiny_encoders import make_encoder
-
-    enc = make_encoder(name)
-    pre = enc.describe()["preprocess"]
-    if enc.modality == "image":
-        assert pre["loading"] == LOADING and LOADING["exif_transpose"] is True
-    else:
-        assert "loading" not in pre  # a text encoder reads no image file
-
-
-# ---------------------------------------------------------------------------- texts (item 10)
-INVISIBLE = "\u200b\u200c\u200d\ufeff\u00ad\u2060"  # ZWSP, ZWNJ, ZWJ, BOM, soft hyphen, word joiner
-
-
-def test_invisible_text_counts_as_empty(tmp_path: Path) -> None:
-    from extract.encoders import create_encoder
-    from extract.run import EMPTY_TEXT, OK, ExtractConfig, _Rows, run_extract
-
-    plots = {3: INVISIBLE, 5: " \u00a0\u3000\t"}  # invisible only; plain whitespace only
-    table = _text_table(tmp_path, plot=[plots.get(i, f"plot {i} with words") for i in range(12)])
-    cfg = DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split")
-    ds = load_dataset(cfg)
-    assert ds.report["empty_texts"] == {"plot": 2}
-    rows = _Rows(ds.records, "text", "plot", create_encoder("tfidf"))
-    assert [rows[i][1] for i in (2, 3, 5)] == [OK, EMPTY_TEXT, EMPTY_TEXT]
-    res = run_extract(ExtractConfig(dataset=cfg, encoder="tfidf", options={"min_df": 1}, out=tmp_path / "c",
-                                    workers=0), progress=False)
-    assert res.missing == {"empty_text": 2}
+from tests.input_helpers import run_ok, run_refused, text_table, tfidf_args, upright_image, write_csv
 
 
 # ---------------------------------------------------------------------------- encodings (item 12)
 def test_non_utf8_table_names_file_and_line(tmp_path: Path) -> None:
     rows = [{"id": "a", "plot": "fine", "genres": "Drama", "split": "train"},
             {"id": "b", "plot": "caf\u00e9", "genres": "War", "split": "test"}]
-    table = _write_csv(tmp_path / "latin1.csv", rows, encoding="latin-1")  # é is byte 0xe9, line 3
+    table = write_csv(tmp_path / "latin1.csv", rows, encoding="latin-1")  # é is byte 0xe9, line 3
     with pytest.raises(ValueError, match=r"latin1.csv:3: not UTF-8"):
         load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split"))
-    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres"), "latin1.csv:3", "UTF-8")
+    run_refused(tfidf_args(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres"), "latin1.csv:3", "UTF-8")
     jl = tmp_path / "t.jsonl"
     jl.write_bytes(json.dumps({"id": "a", "text": "x", "label": ["Drama"]}).encode() + b"\n"
                    + b'{"id": "b", "text": "caf\xe9", "label": ["War"]}\n')
-    _refused(_tfidf(jl, tmp_path / "c", "--format", "table", "--text-col", "text", "--label-col", "label"),
+    run_refused(tfidf_args(jl, tmp_path / "c", "--format", "table", "--text-col", "text", "--label-col", "label"),
              "t.jsonl:2", "UTF-8")
     mmbt = tmp_path / "mmbt"
     mmbt.mkdir()
@@ -197,9 +43,9 @@ def test_non_utf8_mmimdb_json_and_split_file_name_the_file(tmp_path: Path) -> No
     (tmp_path / "mm" / "split.json").write_text(json.dumps({"train": ["0000001"], "test": ["0000002"]}))
     with pytest.raises(ValueError, match=r"0000002.json:1: not UTF-8"):
         load_dataset(DatasetConfig(path=tmp_path / "mm"))
-    table = _text_table(tmp_path)
+    table = text_table(tmp_path)
     (tmp_path / "split.json").write_bytes(b'{"train": ["m1"], "test": ["m\xe9"]}')
-    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-file",
+    run_refused(tfidf_args(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-file",
                     tmp_path / "split.json"), "split.json:1", "UTF-8")
 
 
@@ -223,18 +69,18 @@ def test_jsonl_with_byte_order_mark_is_accepted(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- splits (item 13)
 def test_split_ratios_flag_and_split_sizes_printed(tmp_path: Path) -> None:
-    table = _text_table(tmp_path, n=40)
+    table = text_table(tmp_path, n=40)
     flags = ["--text-col", "plot", "--label-col", "genres", "--split-seed", "0"]
-    out = _ok(_tfidf(table, tmp_path / "c", *flags, "--split-ratios", "0.5,0.25,0.25"))
+    out = run_ok(tfidf_args(table, tmp_path / "c", *flags, "--split-ratios", "0.5,0.25,0.25"))
     want = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_seed=0,
                                       split_ratios=(0.5, 0.25, 0.25))).split_counts()
     assert want["train"] == 20  # not the default 0.6 x 40
     assert "splits: " + " ".join(f"{k}={v}" for k, v in want.items()) in out
-    assert "splits: train=" in _ok(_tfidf(table, tmp_path / "c", *flags))  # the default, printed too
-    assert "splits: train=" in _ok(_tfidf(table, tmp_path / "c", *flags))  # and when up to date
-    _refused(_tfidf(table, tmp_path / "c", *flags, "--split-ratios", "0.7,0.1"), "--split-ratios")
-    _refused(_tfidf(table, tmp_path / "c", *flags, "--split-ratios", "a,b,c"), "--split-ratios")
-    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres",
+    assert "splits: train=" in run_ok(tfidf_args(table, tmp_path / "c", *flags))  # the default, printed too
+    assert "splits: train=" in run_ok(tfidf_args(table, tmp_path / "c", *flags))  # and when up to date
+    run_refused(tfidf_args(table, tmp_path / "c", *flags, "--split-ratios", "0.7,0.1"), "--split-ratios")
+    run_refused(tfidf_args(table, tmp_path / "c", *flags, "--split-ratios", "a,b,c"), "--split-ratios")
+    run_refused(tfidf_args(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres",
                     "--split-ratios", "0.7,0.1,0.2"), "--split-ratios", "--split-seed")
 
 
@@ -242,10 +88,10 @@ def test_split_ratios_flag_and_split_sizes_printed(tmp_path: Path) -> None:
 def test_table_labels_default_to_the_datas_own(tmp_path: Path, tiny_data: Path) -> None:
     rows = [{"plot": f"tale {i}", "tags": "Space Opera|Kids" if i % 2 else "Space Opera",
              "split": "train" if i < 6 else "test"} for i in range(8)]
-    table = _write_csv(tmp_path / "own.csv", rows)
+    table = write_csv(tmp_path / "own.csv", rows)
     ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="tags", split_col="split"))
     assert ds.label_names == ["Kids", "Space Opera"] and ds.options["labels"] == "data"
-    out = _ok(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "tags", "--split-col", "split"))
+    out = run_ok(tfidf_args(table, tmp_path / "c", "--text-col", "plot", "--label-col", "tags", "--split-col", "split"))
     assert "labels: data (--labels auto: the table's own label names), 2 names: Kids, Space Opera" in out
     assert "ids are row numbers" in out  # no --id-col and no id column
     # MM-IMDb layouts and the poster-subset preset keep GMU's 23 genres
@@ -258,14 +104,14 @@ def test_table_labels_default_to_the_datas_own(tmp_path: Path, tiny_data: Path) 
 
 
 def test_extract_prints_every_decision(tmp_path: Path) -> None:
-    table = _text_table(tmp_path, n=12)
+    table = text_table(tmp_path, n=12)
     rows = list(csv.DictReader(table.open()))
     rows[0]["genres"] = "(no genres listed)"
     rows[1]["genres"] = "Drama|Talk-Show"
-    table = _write_csv(tmp_path / "t.csv", rows)
+    table = write_csv(tmp_path / "t.csv", rows)
     split = {"train": [f"m{i}" for i in range(2, 9)] + ["gone1", "gone2"], "dev": ["m9"], "test": ["m10", "m11"]}
     (tmp_path / "split.json").write_text(json.dumps(split))
-    out = _ok(_tfidf(table, tmp_path / "c", "--id-col", "id", "--text-col", "plot", "--label-col", "genres",
+    out = run_ok(tfidf_args(table, tmp_path / "c", "--id-col", "id", "--text-col", "plot", "--label-col", "genres",
                      "--labels", "mmimdb23", "--split-file", tmp_path / "split.json",
                      "--drop-label", "(no genres listed)", "--drop-label", "Nope"))
     assert "labels: mmimdb23, 23 names" in out
@@ -278,7 +124,7 @@ def test_extract_prints_every_decision(tmp_path: Path) -> None:
 
 
 def test_drop_label_removes_it_everywhere(tmp_path: Path) -> None:
-    table = _text_table(tmp_path)
+    table = text_table(tmp_path)
     kw = dict(path=table, text_cols=["plot"], label_col="genres", split_col="split")
     ds = load_dataset(DatasetConfig(drop_labels=["Romance"], **kw))
     assert ds.label_names == ["Drama", "War"] and ds.report["removed_labels"] == {"Romance": 6}
@@ -291,15 +137,15 @@ def test_drop_label_removes_it_everywhere(tmp_path: Path) -> None:
 
 
 def test_unlabelled_table_and_no_train_rows_are_refused(tmp_path: Path) -> None:
-    table = _text_table(tmp_path)
-    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--split-col", "split"),
+    table = text_table(tmp_path)
+    run_refused(tfidf_args(table, tmp_path / "c", "--text-col", "plot", "--split-col", "split"),
              "no record of the 12 has a label", "--label-col", "--label-cols")
-    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres"),
+    run_refused(tfidf_args(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres"),
              "train split", "--split-seed")
-    all_test = _write_csv(tmp_path / "test_only.csv", [{**r, "split": "test"} for r in csv.DictReader(table.open())])
-    _refused(_tfidf(all_test, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-col", "split"),
+    all_test = write_csv(tmp_path / "test_only.csv", [{**r, "split": "test"} for r in csv.DictReader(table.open())])
+    run_refused(tfidf_args(all_test, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-col", "split"),
              "train split", "--split-col 'split' has no train row")
-    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-col", "split",
+    run_refused(tfidf_args(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-col", "split",
                     "--labels", "mmimdb23", "--drop-label", "Drama", "--drop-label", "War", "--drop-label",
                     "Romance"), "no record keeps a label")
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())  # nothing half-written
@@ -307,13 +153,13 @@ def test_unlabelled_table_and_no_train_rows_are_refused(tmp_path: Path) -> None:
 
 def test_label_cols_auto_leaves_out_non_labels(tmp_path: Path) -> None:
     n = 12
-    table = _text_table(tmp_path, n=n, movieId=list(range(n)), rating=[i % 2 for i in range(n)],
+    table = text_table(tmp_path, n=n, movieId=list(range(n)), rating=[i % 2 for i in range(n)],
                         num_votes=[(i + 1) % 2 for i in range(n)], Comedy=[int(i % 3 == 0) for i in range(n)],
                         Horror=[int(i % 4 == 0) for i in range(n)], year=[1990] * n)
     ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_cols=["auto"], split_col="split",
                                     id_col="id"))
     assert ds.report["label_cols"] == ["Comedy", "Horror"] and ds.label_names == ["Comedy", "Horror"]
-    out = _ok(_tfidf(table, tmp_path / "c", "--id-col", "id", "--text-col", "plot", "--label-cols", "auto",
+    out = run_ok(tfidf_args(table, tmp_path / "c", "--id-col", "id", "--text-col", "plot", "--label-cols", "auto",
                      "--split-col", "split"))
     assert ("--label-cols auto took 2 columns: Comedy, Horror; left out by name: movieId, rating, num_votes, "
             "year; left out not 0/1: genres") in out
@@ -321,19 +167,19 @@ def test_label_cols_auto_leaves_out_non_labels(tmp_path: Path) -> None:
 
 def test_label_cols_comma_list_as_readme_shows(tmp_path: Path) -> None:
     n = 12
-    table = _text_table(tmp_path, n=n, Comedy=[int(i % 3 == 0) for i in range(n)],
+    table = text_table(tmp_path, n=n, Comedy=[int(i % 3 == 0) for i in range(n)],
                         Horror=[int(i % 4 == 0) for i in range(n)], War=[i % 2 for i in range(n)])
-    out = _ok(_tfidf(table, tmp_path / "c", "--id-col", "id", "--text-col", "plot", "--label-cols", "Comedy,Horror",
+    out = run_ok(tfidf_args(table, tmp_path / "c", "--id-col", "id", "--text-col", "plot", "--label-cols", "Comedy,Horror",
                      "--label-cols", "War", "--split-col", "split"))
     assert "3 names: Comedy, Horror, War" in out
 
 
 @pytest.mark.parametrize("cell, sep", [("Drama;War", ";"), ("Drama, War", ","), ("Drama/War", "/")])
 def test_label_column_with_another_separator_is_refused(tmp_path: Path, cell: str, sep: str) -> None:
-    table = _text_table(tmp_path)
+    table = text_table(tmp_path)
     rows = [{**r, "genres": cell if i % 2 else "Drama"} for i, r in enumerate(csv.DictReader(table.open()))]
-    table = _write_csv(tmp_path / "t.csv", rows)
-    _refused(_tfidf(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-col", "split"),
+    table = write_csv(tmp_path / "t.csv", rows)
+    run_refused(tfidf_args(table, tmp_path / "c", "--text-col", "plot", "--label-col", "genres", "--split-col", "split"),
              f"--label-sep '{sep}'", "'genres'")
     ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split",
                                     label_sep=sep))
@@ -341,10 +187,10 @@ def test_label_column_with_another_separator_is_refused(tmp_path: Path, cell: st
 
 
 def test_list_cells_and_the_right_separator_are_not_refused(tmp_path: Path) -> None:
-    table = _text_table(tmp_path)  # "Drama|Romance" holds the default --label-sep
+    table = text_table(tmp_path)  # "Drama|Romance" holds the default --label-sep
     rows = [{**r, "genres": '["Drama", "Sci-Fi/Fantasy"]' if i == 0 else r["genres"]}
             for i, r in enumerate(csv.DictReader(table.open()))]
-    ds = load_dataset(DatasetConfig(path=_write_csv(tmp_path / "t.csv", rows), text_cols=["plot"],
+    ds = load_dataset(DatasetConfig(path=write_csv(tmp_path / "t.csv", rows), text_cols=["plot"],
                                     label_col="genres", split_col="split"))
     assert "Sci-Fi/Fantasy" in ds.label_names
 
@@ -359,8 +205,8 @@ def _fake_poster_subset(root: Path) -> Path:
         names = ["Comedy", "Drama"] if i % 2 else ["Drama"]
         rows.append({"Id": f"tt000000{i}", "Genre": str(names), **{g: int(g in names) for g in genres},
                      "Overview": f"overview {i}"})
-        _upright().save(root / "posters" / f"tt000000{i}.jpg")
-    _write_csv(root / "movies.csv", rows)
+        upright_image().save(root / "posters" / f"tt000000{i}.jpg")
+    write_csv(root / "movies.csv", rows)
     split = {"train": [f"000000{i}" for i in range(5)], "dev": ["0000005"], "test": ["0000006"]}
     (root / "mmimdb_split.json").write_text(json.dumps(split))
     return root
@@ -371,8 +217,8 @@ def test_poster_subset_preset_reads_movies_csv_only(tmp_path: Path) -> None:
     before = load_dataset(DatasetConfig(path=root, preset="poster-subset"))
     assert before.report["table"] == "movies.csv" and len(before.records) == 8
     (root / "metadata").mkdir()
-    _write_csv(root / "metadata" / "metadata.csv", [{"Id": "tt0000001", "title": "x"}])
-    _write_csv(root / "notes.csv", [{"a": "b"}])  # an unrelated table beside movies.csv
+    write_csv(root / "metadata" / "metadata.csv", [{"Id": "tt0000001", "title": "x"}])
+    write_csv(root / "notes.csv", [{"a": "b"}])  # an unrelated table beside movies.csv
     (root / "extra.jsonl").write_text('{"x": 1}\n')
     (root / "README.md").write_text("# about\n")
     after = load_dataset(DatasetConfig(path=root, preset="poster-subset"))
@@ -396,19 +242,19 @@ def test_poster_subset_real_folder_picks_movies_csv() -> None:
 
 # ---------------------------------------------------------------------------- plain bad input
 def test_missing_empty_and_wrong_tables_are_one_line(tmp_path: Path) -> None:
-    _refused(_tfidf(tmp_path / "absent.csv", tmp_path / "c"), "absent.csv", "--data")
+    run_refused(tfidf_args(tmp_path / "absent.csv", tmp_path / "c"), "absent.csv", "--data")
     (tmp_path / "empty.csv").write_text("")
-    _refused(_tfidf(tmp_path / "empty.csv", tmp_path / "c", "--text-col", "plot"), "empty.csv", "no rows")
+    run_refused(tfidf_args(tmp_path / "empty.csv", tmp_path / "c", "--text-col", "plot"), "empty.csv", "no rows")
     (tmp_path / "header.csv").write_text("id,plot,genres\n")
-    _refused(_tfidf(tmp_path / "header.csv", tmp_path / "c", "--text-col", "plot"), "no rows")
-    table = _text_table(tmp_path)
-    _refused(_tfidf(table, tmp_path / "c", "--text-col", "overview", "--label-col", "genres"),
+    run_refused(tfidf_args(tmp_path / "header.csv", tmp_path / "c", "--text-col", "plot"), "no rows")
+    table = text_table(tmp_path)
+    run_refused(tfidf_args(table, tmp_path / "c", "--text-col", "overview", "--label-col", "genres"),
              "'overview'", "--text-col", "available columns")
 
 
 # ---------------------------------------------------------------------------- adversarial pass: tables
 def _table_args(table: Path, out: Path, *flags) -> list:
-    return _tfidf(table, out, "--text-col", "plot", "--label-col", "genres", "--split-col", "split", *flags)
+    return tfidf_args(table, out, "--text-col", "plot", "--label-col", "genres", "--split-col", "split", *flags)
 
 
 def _rows(n: int = 12, genres=None) -> list[dict]:
@@ -423,8 +269,8 @@ def test_csv_cell_larger_than_the_csv_module_default_is_read(tmp_path: Path) -> 
     try:
         rows = _rows()
         rows[0]["plot"] = "word " * 400_000  # 2 MB in one cell
-        table = _write_csv(tmp_path / "big.csv", rows)
-        _ok(_table_args(table, tmp_path / "c"))
+        table = write_csv(tmp_path / "big.csv", rows)
+        run_ok(_table_args(table, tmp_path / "c"))
         ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split"))
         assert len(ds.records[0].texts["plot"]) == 2_000_000
     finally:
@@ -436,7 +282,7 @@ def test_duplicate_column_names_are_refused(tmp_path: Path) -> None:
     table.write_text("id,plot,plot,genres,split\n" + "".join(
         f"m{i},first {i},second {i},{'Drama' if i % 2 else 'War'},{'train' if i < 6 else 'test'}\n"
         for i in range(8)))
-    _refused(_table_args(table, tmp_path / "c"), "dup.csv", "['plot']", "more than once")
+    run_refused(_table_args(table, tmp_path / "c"), "dup.csv", "['plot']", "more than once")
     assert not (tmp_path / "c").exists()
 
 
@@ -447,18 +293,18 @@ def test_ragged_csv_row_names_file_line_and_counts(tmp_path: Path, extra: str | 
     lines[3] = lines[3] + extra if extra else lines[3].rsplit(",", 1)[0]  # data row 3 = line 4
     table = tmp_path / "ragged.csv"
     table.write_text("\n".join(lines) + "\n")
-    _refused(_table_args(table, tmp_path / "c"), "ragged.csv:4", f"{got} fields, expected 5")
+    run_refused(_table_args(table, tmp_path / "c"), "ragged.csv:4", f"{got} fields, expected 5")
 
 
 @pytest.mark.parametrize("other", ["Drama, Comedy", "Drama;Comedy", "Drama|War, Comedy"])
 def test_label_column_mixing_separators_is_refused(tmp_path: Path, other: str) -> None:
-    table = _write_csv(tmp_path / "t.csv", _rows(genres=lambda i: other if i in (2, 5) else "Drama|War"))
+    table = write_csv(tmp_path / "t.csv", _rows(genres=lambda i: other if i in (2, 5) else "Drama|War"))
     sep = ";" if ";" in other else ","
-    line = _refused(_table_args(table, tmp_path / "c"), "'genres'", "of 12 cells hold --label-sep '|'",
+    line = run_refused(_table_args(table, tmp_path / "c"), "'genres'", "of 12 cells hold --label-sep '|'",
                     f"2 have {sep!r} inside a name", repr(other))
     assert "JSON list" in line
     # a comma inside a name is fine when the cell is a list: it is parsed, never split
-    lists = _write_csv(tmp_path / "l.csv", _rows(genres=lambda i: '["Drama, Comedy", "War"]' if i in (2, 5)
+    lists = write_csv(tmp_path / "l.csv", _rows(genres=lambda i: '["Drama, Comedy", "War"]' if i in (2, 5)
                                                  else "Drama|War"))
     ds = load_dataset(DatasetConfig(path=lists, text_cols=["plot"], label_col="genres", split_col="split"))
     assert ds.label_names == ["Drama", "Drama, Comedy", "War"]
@@ -469,103 +315,46 @@ def test_unicode_forms_of_one_label_are_one_label(tmp_path: Path) -> None:
 
     nfc, nfd = unicodedata.normalize("NFC", "Comédie"), unicodedata.normalize("NFD", "Comédie")
     assert nfc != nfd
-    table = _write_csv(tmp_path / "t.csv", _rows(genres=lambda i: (nfd if i % 3 == 0 else nfc) + " |War"))
+    table = write_csv(tmp_path / "t.csv", _rows(genres=lambda i: (nfd if i % 3 == 0 else nfc) + " |War"))
     ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split"))
     assert ds.label_names == [nfc, "War"] and ds.report["normalised_labels"] == {nfc: 4}
-    out = _ok(_table_args(table, tmp_path / "c"))
+    out = run_ok(_table_args(table, tmp_path / "c"))
     assert "note: label names written with decomposed accents put in Unicode NFC" in out and f"{nfc}=4" in out
 
 
 def test_label_renames_are_printed(tmp_path: Path) -> None:
     names = {0: "drama", 1: "Science Fiction|drama", 2: "Drama", 3: "Science Fiction", 4: "drama|War"}
-    table = _write_csv(tmp_path / "t.csv", _rows(genres=lambda i: names.get(i, "War")))
+    table = write_csv(tmp_path / "t.csv", _rows(genres=lambda i: names.get(i, "War")))
     ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split"))
     assert ds.label_names == ["Drama", "Sci-Fi", "War"]
     assert ds.report["renamed_labels"] == {"Science Fiction": {"to": "Sci-Fi", "records": 2},
                                            "drama": {"to": "Drama", "records": 3}}
-    out = _ok(_table_args(table, tmp_path / "c", "--labels", "data"))
+    out = run_ok(_table_args(table, tmp_path / "c", "--labels", "data"))
     assert "labels renamed to a canonical name, records per name: Science Fiction->Sci-Fi=2, drama->Drama=3" in out
-    plain = _write_csv(tmp_path / "p.csv", _rows())  # nothing renamed: no line
-    assert "renamed" not in _ok(_table_args(plain, tmp_path / "c2"))
+    plain = write_csv(tmp_path / "p.csv", _rows())  # nothing renamed: no line
+    assert "renamed" not in run_ok(_table_args(plain, tmp_path / "c2"))
 
 
 # ---------------------------------------------------------------------------- adversarial pass: image paths
 def test_missing_image_dir_is_refused(tmp_path: Path) -> None:
-    table = _write_csv(tmp_path / "t.csv", _rows())
+    table = write_csv(tmp_path / "t.csv", _rows())
     absent = tmp_path / "nonexist"
-    _refused(_table_args(table, tmp_path / "c", "--image-dir", absent), "--image-dir", str(absent), "not found")
+    run_refused(_table_args(table, tmp_path / "c", "--image-dir", absent), "--image-dir", str(absent), "not found")
     (tmp_path / "afile").write_text("x")
-    _refused(_table_args(table, tmp_path / "c", "--image-dir", tmp_path / "afile"), "is not a folder")
+    run_refused(_table_args(table, tmp_path / "c", "--image-dir", tmp_path / "afile"), "is not a folder")
     assert not (tmp_path / "c").exists()
 
 
 def test_image_paths_none_of_which_exists_are_refused(tmp_path: Path) -> None:
     (tmp_path / "posters").mkdir()
-    table = _write_csv(tmp_path / "t.csv", _rows())
-    _refused(_table_args(table, tmp_path / "c", "--image-dir", tmp_path / "posters"),
+    table = write_csv(tmp_path / "t.csv", _rows())
+    run_refused(_table_args(table, tmp_path / "c", "--image-dir", tmp_path / "posters"),
              "none of the 12 image files", "--image-pattern '{id}.jpg'", str(tmp_path / "posters" / "m0.jpg"))
     rows = [{**r, "image": f"img/{r['id']}.png"} for r in _rows()]
-    col = _write_csv(tmp_path / "c.csv", rows)
-    _refused(_table_args(col, tmp_path / "c", "--image-col", "image"), "none of the 12", "--image-col 'image'")
-    _upright().save(tmp_path / "posters" / "m3.jpg")  # one exists: the other 11 are data, masked and counted
+    col = write_csv(tmp_path / "c.csv", rows)
+    run_refused(_table_args(col, tmp_path / "c", "--image-col", "image"), "none of the 12", "--image-col 'image'")
+    upright_image().save(tmp_path / "posters" / "m3.jpg")  # one exists: the other 11 are data, masked and counted
     ds = load_dataset(DatasetConfig(path=table, text_cols=["plot"], label_col="genres", split_col="split",
                                     image_dir=tmp_path / "posters"))
     assert ds.report["missing_images"] == 11
     assert not (tmp_path / "c").exists()
-
-
-# ---------------------------------------------------------------------------- adversarial pass: deep posters
-def _gradient() -> np.ndarray:
-    """(H, W) uint8 with every level 0..255 and some structure down the rows."""
-    return ((np.arange(256)[None, :] + np.arange(32)[:, None] * 8) % 256).astype(np.uint8)
-
-
-def test_16_bit_and_float_posters_decode_like_the_8_bit_one(tmp_path: Path) -> None:
-    from extract.images import OK, load_image
-
-    g8 = _gradient()
-    Image.fromarray(g8).save(tmp_path / "g8.png")
-    Image.fromarray(g8.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # 0..65535
-    Image.fromarray((g8 / 255.0).astype(np.float32)).save(tmp_path / "f01.tif")  # 0..1 floats
-    Image.fromarray(g8.astype(np.float32)).save(tmp_path / "f255.tif")  # 0..255 floats
-    Image.fromarray(g8.astype(np.int32)).save(tmp_path / "i32.tif")  # 32-bit ints, 0..255
-    assert Image.open(tmp_path / "g16.png").mode.startswith("I") and Image.open(tmp_path / "f01.tif").mode == "F"
-    status, ref, _ = load_image(tmp_path / "g8.png")
-    want = np.asarray(ref).astype(int)
-    for name in ("g16.png", "f01.tif", "f255.tif", "i32.tif"):
-        status, im, reason = load_image(tmp_path / name)
-        assert status == OK and im.mode == "RGB", reason
-        assert np.abs(np.asarray(im).astype(int) - want).max() <= 1, name
-
-
-def test_wide_int_poster_uses_its_own_range(tmp_path: Path) -> None:
-    from extract.images import load_image
-
-    wide = _gradient().astype(np.int32) * 1000 - 5000  # -5000..250000: neither 8- nor 16-bit
-    Image.fromarray(wide).save(tmp_path / "wide.tif")
-    _, im, _ = load_image(tmp_path / "wide.tif")
-    a = np.asarray(im)[..., 0]
-    np.testing.assert_array_equal(a[0], np.arange(256))  # -5000..250000 stretched onto 0..255, not clipped
-
-
-def test_text_without_a_vocabulary_word_is_masked_and_counted(tmp_path: Path) -> None:
-    """A plot whose TF-IDF row is all zeros (no word in the train vocabulary) is masked and
-    counted as text_no_vocabulary_word, not stored as a present zero vector."""
-    rows = [{"id": f"m{i}", "plot": "love story" if i % 2 else "laughs galore", "genres": "Drama",
-             "split": "train" if i < 12 else "test"} for i in range(16)]
-    rows[13]["plot"] = "zzzz qqqq"
-    csv_path = tmp_path / "t.csv"
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    r = runner.invoke(app, ["extract", "--data", str(csv_path), "--format", "table", "--encoder", "tfidf",
-                            "-o", "min_df=1", "--id-col", "id", "--text-col", "plot", "--label-col", "genres",
-                            "--split-col", "split", "--out", str(tmp_path / "c"), "--workers", "0"])
-    assert r.exit_code == 0, r.output
-    assert "text_no_vocabulary_word=1" in r.output
-    import h5py
-
-    with h5py.File(next((tmp_path / "c").glob("*.h5")), "r") as f:
-        ids = f["ids"].asstr()[...].tolist()
-        assert not f["present"][ids.index("m13")] and f["present"][ids.index("m12")]
