@@ -7,13 +7,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from typer.testing import CliRunner
-
-import tests.toy_encoder  # noqa: F401  (registers toy-image)
-from cli import app
-
-runner = CliRunner()
-
 
 def write_csv(path: Path, rows: list[dict], encoding: str = "utf-8") -> Path:
     with path.open("w", newline="", encoding=encoding) as fh:
@@ -21,25 +14,6 @@ def write_csv(path: Path, rows: list[dict], encoding: str = "utf-8") -> Path:
         w.writeheader()
         w.writerows(rows)
     return path
-
-
-def run_ok(args: list) -> str:
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == 0, r.output
-    assert "Traceback" not in r.output
-    return r.output
-
-
-def run_refused(args: list, *expect: str) -> str:
-    """Exit 2, exactly one `error:` line holding every ``expect``, no traceback."""
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == 2, r.output
-    assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output
-    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, r.output
-    for e in expect:
-        assert e in errors[0], errors[0]
-    return errors[0]
 
 
 def text_table(tmp_path: Path, n: int = 12, **extra_cols) -> Path:

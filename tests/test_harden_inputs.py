@@ -12,7 +12,8 @@ import pytest
 import tests.toy_encoder  # noqa: F401  (registers toy-image)
 from extract.datasets import DatasetConfig, load_dataset
 from extract.records import MMIMDB_GENRES
-from tests.input_helpers import run_ok, run_refused, text_table, tfidf_args, upright_image, write_csv
+from tests.cli_helpers import run_ok, run_refused
+from tests.input_helpers import text_table, tfidf_args, upright_image, write_csv
 
 
 # ---------------------------------------------------------------------------- encodings (item 12)

@@ -15,7 +15,8 @@ from PIL import Image
 import tests.toy_encoder  # noqa: F401  (registers toy-image)
 from cli import app
 from extract.datasets import DatasetConfig, load_dataset
-from tests.input_helpers import run_ok, runner, text_table, upright_image, write_csv
+from tests.cli_helpers import run_ok, runner
+from tests.input_helpers import text_table, upright_image, write_csv
 
 
 # ---------------------------------------------------------------------------- posters (items 8, 9)
