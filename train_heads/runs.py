@@ -68,17 +68,19 @@ def existing_run(cfg: HeadConfig, sources: dict[str, dict[str, Any]]) -> tuple[P
         (path / "metrics.json").stat()
     except (OSError, ValueError):
         return path, "it is not a finished run folder (no readable config.json / metrics.json)"
-    if _identity(old["config"], {m: s.get("settings_hash") for m, s in old.get("sources", {}).items()}) \
-            == _identity(asdict(cfg), {m: s["settings_hash"] for m, s in sources.items()}):
+    if _old_key(old) == cfg.key({m: s["settings_hash"] for m, s in sources.items()}):
         return path, "same"
     return path, "it was trained with different settings or caches"
 
 
-def _identity(config: dict[str, Any], cache_hashes: dict[str, Any]) -> str:
-    """What makes two runs the same: every setting that changes the numbers + the caches."""
-    d = {k: v for k, v in config.items() if k not in ("name", "out", "device")}
-    d["features"] = cache_hashes
-    return json.dumps(d, sort_keys=True, default=str)
+def _old_key(config_json: dict[str, Any]) -> str | None:
+    """HeadConfig.key of a finished run (settings + cache hashes), None if its config no
+    longer validates (it cannot then be the same run)."""
+    try:
+        cfg = HeadConfig(**config_json["config"])
+    except (TypeError, ValueError, KeyError):
+        return None
+    return cfg.key({m: s.get("settings_hash") for m, s in config_json.get("sources", {}).items()})
 
 
 def write_run(cfg: HeadConfig, res: TrainResult) -> tuple[Path, dict[str, Any]]:
