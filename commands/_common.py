@@ -124,9 +124,7 @@ def dataset_config(data: Path, format: str, preset: str | None, plot: str, label
     from extract.datasets import DatasetConfig
 
     extra: dict[str, Any] = {}
-    if split_ratios is not None:
-        if split_seed is None:
-            raise ValueError("--split-ratios applies to a seeded split only: add --split-seed N")
+    if split_ratios is not None:  # DatasetConfig refuses ratios without --split-seed
         extra["split_ratios"] = parse_ratios(split_ratios)
     return DatasetConfig(path=data, format=format, preset=preset, plot=plot, labels=labels,
                          id_col=id_col, text_cols=list(text_col or []), image_col=image_col,
