@@ -27,12 +27,12 @@ from cache.shards import ShardWriter, clean_finished
 from extract.datasets import DatasetConfig, load_dataset
 from extract.device import pick_device
 from extract.encoders import ENCODERS, Encoder, create_encoder
-from extract.images import load_image
+from extract.images import CORRUPT, FILE_MISSING, OK, load_image
 from extract.procs import DieWithParent
 from extract.records import Dataset, Record, is_blank
 
 # Why a row has no features (stored per row in the shards, summed into the attrs).
-OK, FILE_MISSING, CORRUPT, EMPTY_TEXT, NO_IMAGE, NO_WORD = 0, 1, 2, 3, 4, 5
+EMPTY_TEXT, NO_IMAGE, NO_WORD = 3, 4, 5  # after the poster loader's OK, FILE_MISSING, CORRUPT
 REASONS = {FILE_MISSING: "image_file_missing", CORRUPT: "image_corrupt",
            EMPTY_TEXT: "empty_text", NO_IMAGE: "no_image_in_dataset",
            # a text whose features are all zero: no word of it is in a (TF-IDF) vocabulary; every
@@ -127,8 +127,7 @@ class _Rows(torch.utils.data.Dataset):
             return i, OK, self.encoder.preprocess(text)
         if r.image is None:
             return i, NO_IMAGE, None
-        # Full decode, EXIF orientation, decompression-bomb guard; its OK/FILE_MISSING/CORRUPT
-        # are this module's codes (tests/test_harden_inputs.py pins that they agree).
+        # Full decode, EXIF orientation, decompression-bomb guard; its statuses are ours.
         status, im, _ = load_image(r.image)
         if status != OK:
             return i, status, None
