@@ -18,11 +18,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from extract.images import LOADING, check_resize
+
+if TYPE_CHECKING:
+    from extract.encoders.trunk import Trunk
 
 
 @dataclass
@@ -55,6 +58,9 @@ class Encoder:
     # Key prefixes of parameters the features never read (a classifier): a fine-tuned state dict
     # may change their shape or leave them out (extract/encoders/state_dict.py).
     unused_prefixes: ClassVar[tuple[str, ...]] = ()
+    # True for encoders with no pretrained weights (lstm, cnn): trained only end to end by
+    # `finetune`; `extract` needs their fine-tuned --state-dict.
+    from_scratch: ClassVar[bool] = False
 
     def __init__(self, weights: str | None = None, options: dict[str, Any] | None = None,
                  state_dict: str | Path | None = None) -> None:
@@ -89,6 +95,11 @@ class Encoder:
 
     def encode(self, batch: Any, tokens: bool = False) -> EncodeOutput:
         raise NotImplementedError
+
+    def trunk(self) -> "Trunk":
+        """The model cut into its natural blocks (extract/encoders/trunk.py), sharing the
+        parameters of `self.model`; after load(). Encoders that cannot be fine-tuned raise."""
+        raise ValueError(f"encoder {self.name!r} cannot be fine-tuned end to end (it has no block list)")
 
     def fit(self, texts: list[str]) -> None:
         """Fit on the train split (only encoders with needs_fit)."""
