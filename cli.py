@@ -11,6 +11,7 @@ from commands import cache_cmd, demo_cmd, extract_cmd, predict_cmd, runs_cmd, tr
 from commands import report_cmd, sweep_cmd
 from commands import ensemble_cmd
 from commands import gmu_synthetic_cmd
+from commands import finetune_cmd
 
 # Plain click help (rich_markup_mode=None): rich's option table cuts long option names
 # ("--label-smoothi…") on terminals under ~100 columns; click's layout wraps the help text
@@ -19,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   rich_markup_mode=None, help="Multimodal movie-genre classification: cached features, light fusion heads.")
 app.command("extract")(extract_cmd.extract)
 app.command("train-head")(train_cmd.train_head)
+app.command("finetune")(finetune_cmd.finetune)
 app.command("predict")(predict_cmd.predict)
 app.command("demo")(demo_cmd.demo)
 app.command("sweep")(sweep_cmd.sweep)

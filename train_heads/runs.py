@@ -95,16 +95,18 @@ def _old_key(config_json: dict[str, Any]) -> str | None:
     return cfg.key({m: s.get("settings_hash") for m, s in config_json.get("sources", {}).items()})
 
 
-def write_run(cfg: HeadConfig, res: TrainResult) -> tuple[Path, dict[str, Any]]:
+def write_run(cfg: HeadConfig, res: TrainResult, extra: dict[str, dict[str, Any]] | None = None
+              ) -> tuple[Path, dict[str, Any]]:
     """Write the run folder atomically; returns (path, metrics). An existing folder of the
     same name is replaced only once the new one is complete. On any error the temporary
-    folder is removed and the error re-raised (an OSError names its path)."""
+    folder is removed and the error re-raised (an OSError names its path). `extra` adds keys
+    to config.json ("config") and timing.json ("timing"), e.g. a fine-tuning run's settings."""
     name = run_name(cfg, res.fs.sources)
     final = Path(cfg.out) / name
     tmp = Path(cfg.out) / f".{name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        metrics = _write_files(tmp, name, cfg, res)
+        metrics = _write_files(tmp, name, cfg, res, extra or {})
         swap_in(tmp, final)
     except BaseException as e:  # disk full, read-only, Ctrl-C...: leave no half-written folder behind
         shutil.rmtree(tmp, ignore_errors=True)
@@ -130,7 +132,8 @@ def swap_in(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_files(tmp: Path, name: str, cfg: HeadConfig, res: TrainResult) -> dict[str, Any]:
+def _write_files(tmp: Path, name: str, cfg: HeadConfig, res: TrainResult,
+                 extra: dict[str, dict[str, Any]]) -> dict[str, Any]:
     tmp.mkdir(parents=True)
     metrics = evaluate(res)
     n_params = sum(p.numel() for p in res.head.parameters())
@@ -143,11 +146,12 @@ def _write_files(tmp: Path, name: str, cfg: HeadConfig, res: TrainResult) -> dic
               "standardized": {m: m in res.norm for m in res.fs.modalities},
               "rows": {s: int(len(r)) for s, r in res.rows.items()},
               "versions": {"torch": torch.__version__, "numpy": np.__version__,
-                           "python": platform.python_version()}}
+                           "python": platform.python_version()},
+              **extra.get("config", {})}
     dump_json(tmp / "config.json", config)
     dump_json(tmp / "metrics.json", metrics)
     dump_json(tmp / "timing.json", {"train_seconds": round(res.seconds, 3), "epochs": len(res.history),
-                                "params": n_params})
+                                    "params": n_params, **extra.get("timing", {})})
     dump_json(tmp / "history.json", res.history)
     y_test = res.fs.Y[torch.from_numpy(res.rows["test"]).to(res.fs.Y.device)].cpu().numpy().astype(np.uint8)
     table = per_class_table(y_test, apply_thresholds(res.probs["test"], res.thresholds), res.fs.label_names,

@@ -1,0 +1,1 @@
+"""End-to-end and partial fine-tuning: backbones from ENCODERS + a head from FUSIONS, trained jointly."""
