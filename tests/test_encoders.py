@@ -118,7 +118,7 @@ def test_describe_is_json_and_tracks_options(name):
     assert d["weights"] == enc.weights_tag()
     if ENCODERS[name].defaults:
         key, value = next(iter(ENCODERS[name].defaults.items()))
-        changed = {"model": "ViT-B-16", "pooling": "cls", "analyzer": "char_wb"}.get(key)
+        changed = {"model": "ViT-B-16", "pooling": "cls", "analyzer": "char_wb", "embed_dim": 12}.get(key)
         other = make_encoder(name, options={key: changed})
         assert other.describe() != d
 

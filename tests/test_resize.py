@@ -27,7 +27,7 @@ from tests.tiny_encoders import TINY, TINY_CLIP, make_encoder
 IMAGE_ENCODERS = [n for n in sorted(TINY) if ENCODERS[n].modality == "image"]
 # (shorter-side resize R, square side S) of each tiny image encoder's crop pipeline.
 GEOMETRY = {"clip-image": (32, 32), "resnet18": (256, 224), "resnet50": (256, 224),
-            "efficientnet-lite0": (256, 224)}
+            "efficientnet-lite0": (256, 224), "cnn": (224, 224)}
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
 

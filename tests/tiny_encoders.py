@@ -26,9 +26,12 @@ TINY: dict[str, dict] = {
     "distilbert": {"weights": "random", "options": {"config": TINY_DISTILBERT, "max_length": MAXLEN}},
     "minilm": {"weights": "random", "options": {"config": TINY_BERT, "max_length": MAXLEN}},
     "tfidf": {"options": {"min_df": 1}},
+    "lstm": {"options": {"embed_dim": 8, "hidden": 8, "max_length": MAXLEN, "min_count": 1}},
+    "cnn": {"options": {"channels": [8, 8, 16, 16]}},
 }
 EXPECTED_DIM = {"clip-image": 16, "clip-text": 16, "resnet18": 512, "resnet50": 2048,
-                "efficientnet-lite0": 1280, "bert": 32, "distilbert": 32, "minilm": 32}
+                "efficientnet-lite0": 1280, "bert": 32, "distilbert": 32, "minilm": 32,
+                "lstm": 16, "cnn": 16}
 TEXTS = ["A detective hunts a serial killer in the city.",
          "Two friends travel across the desert to find water.",
          "A young woman falls in love in Paris."]
