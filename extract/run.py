@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -26,7 +27,9 @@ from cache.store import cache_filename, check_out_folder, settings_hash
 from cache.shards import ShardWriter, clean_finished
 from extract.datasets import DatasetConfig, load_dataset
 from extract.device import pick_device
-from extract.encoders import ENCODERS, Encoder, create_encoder
+from extract.encoders import ENCODERS, EncodeOutput, Encoder, create_encoder
+from extract.encoders.scratch import check_extractable
+from extract.encoders.trunk import Trunk, parse_blocks
 from extract.images import CORRUPT, FILE_MISSING, OK, load_image
 from extract.procs import DieWithParent
 from extract.records import Dataset, Record, is_blank
@@ -57,6 +60,9 @@ class ExtractConfig:
     device: str = "auto"  # auto = cuda if available, else cpu
     dtype: str = "float16"  # half the disk and RAM; heads train in float32 anyway
     tokens: bool = False  # also store token/patch states for attention heads
+    # last:N = store the activations ENTERING the first of the encoder's last N blocks (the
+    # frozen prefix of a partial fine-tuning run, finetune/) as tokens, float32; None: off
+    upto: str | None = None
     command: str = ""  # the command line, recorded in the cache
 
     def __post_init__(self) -> None:
@@ -71,6 +77,14 @@ class ExtractConfig:
         check_out_folder(self.out)  # a file or an unwritable folder: refused before the data is read
         self.encoder = resolve_encoder_name(self.encoder, self.modality)
         self.modality = ENCODERS[self.encoder].modality
+        check_extractable(ENCODERS[self.encoder], self.state_dict)
+        if self.upto is not None:
+            if self.tokens:
+                raise ValueError("--upto stores the activations entering a block as the cache's tokens; drop --tokens")
+            if self.upto in ("none", "all") or not self.upto.startswith("last:"):
+                raise ValueError(f"--upto {self.upto!r}: give last:N, the blocks a fine-tuning run trains "
+                                 "(none: nothing to cache, the pooled features are a plain cache; all: nothing is frozen)")
+            self.dtype = "float32"  # activations a fine-tuning run continues from: exact, not float16
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -152,9 +166,12 @@ class _Collate:
 # ---------------------------------------------------------------------------------------
 def cache_settings(cfg: ExtractConfig, enc: Encoder, ds: Dataset, precision: str) -> dict[str, Any]:
     """Everything that changes the numbers (hashed into the file name)."""
-    return {"encoder": enc.describe(), "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(),
-            "text_field": cfg.text_field if cfg.modality == "text" else None,
-            "dtype": cfg.dtype, "tokens": cfg.tokens, "precision": precision}
+    out = {"encoder": enc.describe(), "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(),
+           "text_field": cfg.text_field if cfg.modality == "text" else None,
+           "dtype": cfg.dtype, "tokens": cfg.tokens, "precision": precision}
+    if cfg.upto is not None:  # only when set: caches made before --upto keep their names
+        out["upto"] = cfg.upto
+    return out
 
 
 def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bool = True) -> ExtractResult:
@@ -196,8 +213,10 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
         if enc.needs_fit:
             enc.fit([r.texts.get(cfg.text_field, "") for r in ds.records if r.split == "train"])
         enc.build(device)
-        expected = {"status": ((), "i"), "present": ((), "b"), "features": ((enc.dim,), "f")}
-        if cfg.tokens:
+        prefix = _prefix(cfg, enc)
+        expected = {"status": ((), "i"), "present": ((), "b"),
+                    "features": ((enc.dim,) if prefix is None else None, "f")}
+        if cfg.tokens or prefix is not None:
             expected |= {"tokens": (None, "f"), "token_mask": (None, "b")}
         damaged = writer.discard_damaged(expected)  # a resumed run checks what it builds on
         if damaged:
@@ -205,17 +224,27 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
                     f"({', '.join(p.name for p in damaged[:3])}{' ...' if len(damaged) > 3 else ''}); recomputing")
         todo = sorted(set(range(n_batches)) - writer.done_batches())
         if todo:
-            _run_batches(cfg, enc, ds, writer, todo, n, device, progress)
+            _run_batches(cfg, enc, ds, writer, todo, n, device, progress, prefix)
         header = {"ids": np.array([r.id for r in ds.records], dtype=object),
                   "split": np.array([r.split for r in ds.records], dtype=object),
                   "labels": np.array(ds.label_matrix(), dtype=np.uint8).reshape(n, len(ds.label_names))}
         status = np.concatenate([writer.read_batch(b)["status"] for b in range(n_batches)])
         missing = {REASONS[c]: int((status == c).sum()) for c in REASONS if (status == c).any()}
         seconds = time.perf_counter() - t0
-        attrs = _attrs(cfg, enc, ds, settings, key, missing, status, seconds, resumed=len(todo) < n_batches)
+        attrs = cache_attrs(cfg, enc, ds, settings, key, missing, status, seconds, resumed=len(todo) < n_batches)
+        if prefix is not None:
+            attrs.update(upto=cfg.upto, upto_block=prefix[1], n_blocks=prefix[0].n_blocks)
         writer.finish(n_batches, header, attrs, cfg.dtype, enc.extra_state())
     return ExtractResult(final, False, n, enc.dim, missing, seconds, ds.labels_without_train_positive(),
                          ds.report)
+
+
+def _prefix(cfg: ExtractConfig, enc: Encoder) -> tuple[Trunk, int] | None:
+    """(trunk, k) for --upto last:N: the batches store the state entering block k; else None."""
+    if cfg.upto is None:
+        return None
+    trunk = enc.trunk()  # the unfolded model: what a fine-tuning run's frozen part computes
+    return trunk, parse_blocks(cfg.upto, trunk.n_blocks, "--upto")
 
 
 def _notice(msg: str) -> None:
@@ -224,7 +253,8 @@ def _notice(msg: str) -> None:
 
 
 def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWriter,
-                 todo: list[int], n: int, device: torch.device, progress: bool) -> None:
+                 todo: list[int], n: int, device: torch.device, progress: bool,
+                 prefix: tuple[Trunk, int] | None = None) -> None:
     bs = writer.batch_size
     batches = [list(range(b * bs, min(n, (b + 1) * bs))) for b in todo]
     loader = DataLoader(_Rows(ds.records, cfg.modality, cfg.text_field, enc), batch_sampler=batches,
@@ -238,23 +268,48 @@ def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWri
     bar = tqdm(total=n, initial=done_rows, unit=unit, desc=f"extract {cfg.encoder}",
                disable=not progress, smoothing=0.1)
     amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
+    prefix_encode = _prefix_encoder(enc, prefix, device)
     try:
         with torch.inference_mode(), amp:
             for b, (idx, status, batch) in zip(todo, loader):
-                arrays = _encode_batch(enc, idx, status, batch, cfg.tokens)
+                arrays = _encode_batch(enc, idx, status, batch, cfg.tokens, prefix_encode)
                 writer.write_batch(b, arrays)
                 bar.update(len(idx))
     finally:
         bar.close()  # ends the bar's line, so an error message starts on a line of its own
 
 
+def _prefix_encoder(enc: Encoder, prefix: tuple[Trunk, int] | None, device: torch.device) -> Any:
+    """encode() for --upto: the state entering block k as tokens (texts padded to max_length),
+    their mean over real tokens as the features."""
+    if prefix is None:
+        return None
+    trunk, k = prefix
+
+    def encode(batch: Any, tokens: bool = True) -> EncodeOutput:
+        batch = {a: v.to(device) for a, v in batch.items()} if isinstance(batch, dict) else batch.to(device)
+        tok, mask = trunk.to_tokens(trunk.prefix(batch, k))
+        tok, mask = tok.float(), mask.bool()
+        if not trunk.spatial and "max_length" in enc.options:  # a fixed T across batches, as --tokens
+            pad = enc.options["max_length"] - tok.shape[1]
+            tok, mask = F.pad(tok, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
+        m = mask.unsqueeze(-1).float()
+        return EncodeOutput((tok * m).sum(1).cpu() / m.sum(1).clamp(min=1.0).cpu(), tok.cpu(), mask.cpu())
+
+    return encode
+
+
 def _encode_batch(enc: Encoder, idx: np.ndarray, status: np.ndarray, batch: Any,
-                  tokens: bool) -> dict[str, np.ndarray]:
+                  tokens: bool, prefix_encode: Any = None) -> dict[str, np.ndarray]:
     encoded = status == OK  # rows handed to the encoder
-    feats = np.full((len(idx), enc.dim), np.nan, dtype=np.float32)  # NaN: loud if used unmasked
     arrays: dict[str, np.ndarray] = {}
+    if prefix_encode is not None:
+        tokens = True
     if batch is not None:
-        out = enc.encode(batch, tokens=tokens)
+        out = prefix_encode(batch) if prefix_encode is not None else enc.encode(batch, tokens=tokens)
+    feats = np.full((len(idx), out.features.shape[1] if batch is not None else enc.dim), np.nan,
+                    dtype=np.float32)  # NaN: loud if used unmasked
+    if batch is not None:
         feats[encoded] = out.features.float().cpu().numpy()
         no_word = np.zeros(len(idx), dtype=bool)
         no_word[encoded] = enc.empty_rows(out.features).cpu().numpy()  # see REASONS[NO_WORD]
@@ -285,7 +340,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _attrs(cfg: ExtractConfig, enc: Encoder, ds: Dataset, settings: dict[str, Any], key: str,
+def cache_attrs(cfg: ExtractConfig, enc: Encoder, ds: Dataset, settings: dict[str, Any], key: str,
            missing: dict[str, int], status: np.ndarray, seconds: float, resumed: bool) -> dict[str, Any]:
     d = enc.describe()
     ids = [ds.records[i].id for i in np.flatnonzero(status != OK)[:1000]]

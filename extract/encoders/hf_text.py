@@ -206,6 +206,14 @@ class HFTextEncoder(Encoder):
             res.token_mask = F.pad(mask.bool(), (0, pad), value=False).cpu()  # (B, max_length)
         return res
 
+    def trunk(self) -> Any:
+        """Embeddings, layers and pooler of `self.model` (extract/encoders/trunk_hf.py), to train."""
+        if self.model is None:
+            raise ValueError(f"encoder {self.name!r}: call build(device) before trunk()")
+        from extract.encoders.trunk_hf import HFTrunk
+
+        return HFTrunk(self.model, self.options["pooling"], self.options["normalize"])
+
     def preprocess_info(self) -> dict[str, Any]:
         return {"tokenizer": "tiny-wordpiece (random weights, tests only)" if self.weights == "random"
                 else f"AutoTokenizer({self.weights})",

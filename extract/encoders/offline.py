@@ -88,6 +88,11 @@ class EfficientNetLite0Encoder(ConvNetEncoder):
             load_weights_file(model, path, self.name, self.unused_prefixes)
         return model
 
+    def _make_trunk(self, model: torch.nn.Module) -> Any:
+        from extract.encoders.trunk_cnn import EfficientNetTrunk
+
+        return EfficientNetTrunk(model)
+
     def _feature_map(self, m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return m.extract_features(x)  # (B, 1280, 7, 7)
 

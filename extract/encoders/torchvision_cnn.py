@@ -162,6 +162,17 @@ class ConvNetEncoder(Encoder):
     def preprocess_info(self) -> dict[str, Any]:
         return self.image_preprocess().info()
 
+    def trunk(self) -> Any:
+        """The blocks of `self.model` (extract/encoders/trunk_cnn.py), to train. encode() runs the
+        live model from now on: the BN-folded copy made at load() would go stale once they train."""
+        if self.model is None:
+            raise ValueError(f"encoder {self.name!r}: call build(device) before trunk()")
+        self._net = self.model
+        return self._make_trunk(self.model)
+
+    def _make_trunk(self, model: torch.nn.Module) -> Any:
+        raise ValueError(f"encoder {self.name!r} cannot be fine-tuned end to end (it has no block list)")
+
 
 
 class _TorchvisionResNet(ConvNetEncoder):
@@ -213,6 +224,11 @@ class _TorchvisionResNet(ConvNetEncoder):
         if w is None and self.weights != "random":
             load_weights_file(model, self.weights, self.name, self.unused_prefixes)
         return model
+
+    def _make_trunk(self, model: torch.nn.Module) -> Any:
+        from extract.encoders.trunk_cnn import ResNetTrunk
+
+        return ResNetTrunk(model)
 
     def _feature_map(self, m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
