@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from extract.dataset_config import DatasetConfig
+from finetune.augment import describe_augment
 from train_heads.config import HeadConfig
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")  # auto: bf16 on CUDA, off on CPU
@@ -80,6 +81,7 @@ class FinetuneConfig:
         for k in ("dataset", "cache_dir", "export", "resume", "workers"):
             d.pop(k)
         d["head"] = {k: v for k, v in self.head.settings().items() if k != "features"}
+        d["augment"] = describe_augment(self.augment)  # by effect, not spelling (light == its settings)
         return d
 
     def key(self, dataset_fingerprint: str) -> str:

@@ -16,7 +16,7 @@ import torch
 from extract.encoders import Encoder, create_encoder
 from extract.records import Dataset, is_blank
 from extract.run import ExtractConfig, run_extract
-from finetune.augment import augments_input, build_image_train_transform, parse_augment
+from finetune.augment import augments_input, build_image_train_transform, parse_augment, summary
 from finetune.config import BackboneSpec, FinetuneConfig
 from finetune.data import Stored, load_stored
 from finetune.freeze import BlockPlan, make_plan
@@ -48,6 +48,8 @@ def check_modality(ds: Dataset, name: str, enc: Encoder, spec: BackboneSpec) -> 
 def build_backbones(cfg: FinetuneConfig, ds: Dataset, device: torch.device, progress: bool = True) -> Built:
     aug = parse_augment(cfg.augment)
     built = Built([], {})
+    if augments_input(aug):
+        built.notes.append(f"poster augmentation in training: {summary(aug)}")
     ids = [r.id for r in ds.records]
     for name, spec in sorted(cfg.backbones.items()):
         enc = create_encoder(spec.encoder, weights=spec.weights, options=spec.options, state_dict=spec.state_dict)
@@ -69,8 +71,12 @@ def build_backbones(cfg: FinetuneConfig, ds: Dataset, device: torch.device, prog
                                    "cannot be cached; the full backbone runs every step")
         if plan.mode == "raw":
             if enc.modality == "image":
-                train_prep = (build_image_train_transform(enc.image_preprocess(), aug)
-                              if augments_input(aug) else enc.preprocess)
+                train_prep = enc.preprocess
+                if augments_input(aug):
+                    if not hasattr(enc, "image_preprocess"):
+                        raise ValueError(f"--augment: encoder {enc.name!r} does not expose its poster preprocessing; "
+                                         "use --augment none with it")
+                    train_prep = build_image_train_transform(enc.image_preprocess(), aug)
                 built.preps_train[name] = ("image", "", train_prep)
                 built.preps_eval[name] = ("image", "", enc.preprocess)
             else:

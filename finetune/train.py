@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from extract.records import Dataset
 from finetune import checkpoint as ckpt
-from finetune.augment import token_dropout
+from finetune.augment import dropout_ids, token_dropout
 from finetune.config import FinetuneConfig
 from finetune.data import index_batches, iterate
 from finetune.freeze import param_groups, set_trainable, trainable_names, units_at
@@ -76,9 +76,9 @@ class Loop:
     def _drop_tokens(self, raw: dict[str, Any], gen: torch.Generator) -> None:
         for name, (present, batch) in raw.items():
             if batch is not None and self.model.plans[name].enc.modality == "text" and self.cfg.token_dropout > 0:
-                enc = self.model.plans[name].enc
+                rid, ends = dropout_ids(self.model.plans[name].enc.tokenizer)  # [UNK]; lstm: no [CLS]/[SEP]
                 batch["input_ids"] = token_dropout(batch["input_ids"], batch["attention_mask"], self.cfg.token_dropout,
-                                                   gen, replace_id=enc.tokenizer.unk_token_id)
+                                                   gen, replace_id=rid, keep_ends=ends)
 
     @torch.no_grad()
     def predict(self, split: str) -> np.ndarray:
