@@ -32,6 +32,11 @@ def extract(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     dtype: Annotated[str, typer.Option(help="Stored feature dtype: float16 or float32.")] = "float16",
     tokens: Annotated[bool, typer.Option("--tokens", help="Also store token/patch states.")] = False,
+    upto: Annotated[Optional[str], typer.Option(
+        help="last:N: store the activations ENTERING the first of the encoder's last N blocks (the frozen "
+             "part of `finetune --unfreeze last:N`, from the pretrained or --state-dict model) as the "
+             "cache's tokens, always float32 (--dtype is ignored: fine-tuning recomputes from them "
+             "exactly); features = their mean over real tokens. Not with --tokens.")] = None,
     format: Format = "auto", preset: Preset = None, plot: Plot = "longest", labels: Labels = "auto",
     drop_label: DropLabel = None,
     id_col: IdCol = None, text_col: TextCol = None, image_col: ImageCol = None, image_dir: ImageDir = None,
@@ -52,7 +57,8 @@ def extract(
     cfg = ExtractConfig(dataset=ds_cfg, encoder=encoder, modality=modality, weights=weights,
                         options=parse_kv(option, "--option"), state_dict=state_dict,
                         text_field=text_field, out=out, batch_size=batch_size, workers=workers,
-                        device=device, dtype=dtype, tokens=tokens, command=command_line())
+                        device=device, dtype=dtype, tokens=tokens, upto=upto,
+                        command=command_line())
     dataset = load_dataset(ds_cfg)
     for line in report_lines(dataset.report):  # every decision the reader made, before the long part
         typer.echo(line)

@@ -181,7 +181,8 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
     if not ds.records:
         raise ValueError(f"data set {ds.name!r} has no records; check --data and the reader flags")
     device = pick_device(cfg.device)
-    precision = "amp-fp16" if device.type == "cuda" else "fp32"
+    # --upto: fp32 even on CUDA, so the stored prefix is what a fine-tuning run's frozen part computes
+    precision = "amp-fp16" if device.type == "cuda" and cfg.upto is None else "fp32"
     enc = create_encoder(cfg.encoder, weights=cfg.weights, options=cfg.options, state_dict=cfg.state_dict)
     if cfg.modality == "text" and not any(cfg.text_field in r.texts for r in ds.records):
         raise ValueError(f"--text-field {cfg.text_field!r} is in no record; this data set has "
@@ -203,6 +204,10 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
     final.parent.mkdir(parents=True, exist_ok=True)
 
     n = len(ds.records)
+    prefix = None
+    if cfg.upto is not None:  # no trunk, or N too large: refused before any file is written
+        _fit_and_build(cfg, enc, ds, device)
+        prefix = _prefix(cfg, enc)
     meta = {"key": key, "n": n, "batch_size": cfg.batch_size, "settings": settings}
     with ShardWriter(final, meta) as writer:
         if writer.removed:
@@ -210,10 +215,8 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
                     + ", ".join(p.name for p in writer.removed))
         bs = writer.batch_size
         n_batches = (n + bs - 1) // bs
-        if enc.needs_fit:
-            enc.fit([r.texts.get(cfg.text_field, "") for r in ds.records if r.split == "train"])
-        enc.build(device)
-        prefix = _prefix(cfg, enc)
+        if prefix is None:
+            _fit_and_build(cfg, enc, ds, device)
         expected = {"status": ((), "i"), "present": ((), "b"),
                     "features": ((enc.dim,) if prefix is None else None, "f")}
         if cfg.tokens or prefix is not None:
@@ -232,11 +235,19 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
         missing = {REASONS[c]: int((status == c).sum()) for c in REASONS if (status == c).any()}
         seconds = time.perf_counter() - t0
         attrs = cache_attrs(cfg, enc, ds, settings, key, missing, status, seconds, resumed=len(todo) < n_batches)
+        dim = enc.dim
         if prefix is not None:
             attrs.update(upto=cfg.upto, upto_block=prefix[1], n_blocks=prefix[0].n_blocks)
+            dim = int(writer.read_batch(0)["features"].shape[1])  # the width of the state entering block k
         writer.finish(n_batches, header, attrs, cfg.dtype, enc.extra_state())
-    return ExtractResult(final, False, n, enc.dim, missing, seconds, ds.labels_without_train_positive(),
+    return ExtractResult(final, False, n, dim, missing, seconds, ds.labels_without_train_positive(),
                          ds.report)
+
+
+def _fit_and_build(cfg: ExtractConfig, enc: Encoder, ds: Dataset, device: torch.device) -> None:
+    if enc.needs_fit:
+        enc.fit([r.texts.get(cfg.text_field, "") for r in ds.records if r.split == "train"])
+    enc.build(device)
 
 
 def _prefix(cfg: ExtractConfig, enc: Encoder) -> tuple[Trunk, int] | None:
@@ -267,7 +278,8 @@ def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWri
     done_rows = n - sum(len(b) for b in batches)
     bar = tqdm(total=n, initial=done_rows, unit=unit, desc=f"extract {cfg.encoder}",
                disable=not progress, smoothing=0.1)
-    amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
+    amp = (torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" and prefix is None
+           else contextlib.nullcontext())
     prefix_encode = _prefix_encoder(enc, prefix, device)
     try:
         with torch.inference_mode(), amp:

@@ -176,6 +176,14 @@ class ClipImageEncoder(_OpenClipEncoder):
         return EncodeOutput(features=self._finish(pooled), tokens=tok,
                             token_mask=torch.ones(tok.shape[:2], dtype=torch.bool))
 
+    def trunk(self) -> Any:
+        """The ViT's residual blocks (extract/encoders/trunk_clip.py), sharing `self.model`."""
+        if self.model is None:
+            raise ValueError(f"encoder {self.name!r}: call build(device) before trunk()")
+        from extract.encoders.trunk_clip import ClipImageTrunk
+
+        return ClipImageTrunk(self.model, self.options["normalize"])
+
 
 @register_encoder
 class ClipTextEncoder(_OpenClipEncoder):
@@ -278,3 +286,15 @@ class ClipTextEncoder(_OpenClipEncoder):
             out.tokens = states.float().cpu()  # (B, context, width)
             out.token_mask = (ids != 0).cpu()  # (B, context): 0 is the pad id of CLIP's BPE tokenizer
         return out
+
+    def trunk(self) -> Any:
+        """The text transformer's residual blocks (extract/encoders/trunk_clip.py), sharing
+        `self.model`. Not with long_text 'chunk': a text is several windows, one row each."""
+        if self.model is None:
+            raise ValueError(f"encoder {self.name!r}: call build(device) before trunk()")
+        if self.options["long_text"] != "truncate":
+            raise ValueError(f"encoder {self.name!r}: fine-tuning needs long_text 'truncate' (one sequence "
+                             f"per text), not {self.options['long_text']!r}")
+        from extract.encoders.trunk_clip import ClipTextTrunk
+
+        return ClipTextTrunk(self.model, self.options["normalize"])
