@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from extract.dataset_config import DatasetConfig
-from extract.encoders import ENCODERS, list_encoders
+from extract.encoders import ENCODERS
 from extract.run import resolve_encoder_name
 from finetune.config import BackboneSpec, FinetuneConfig
 from train_heads.config import HeadConfig
@@ -30,7 +30,6 @@ def backbone(p: dict[str, Any], side: str, parse_kv: Callable, say: Callable[[st
     if name is None:
         return None
     name = resolve_encoder_name(name, side)  # clip -> clip-image; a text encoder as --image-encoder is refused
-    list_encoders()
     unfreeze = p.get(f"{side}_unfreeze")
     if unfreeze is None:
         unfreeze = "all" if ENCODERS[name].from_scratch else "last:1"

@@ -30,7 +30,7 @@ from finetune.setup import Built
 from train_heads.losses import create_loss, needs_pos_weight, pos_weight_from_labels
 from train_heads.optimizers import OPTIMIZERS
 from train_heads.thresholds import macro_f1_at
-from train_heads.train import run_thresholds
+from train_heads.train import run_thresholds, schedules, step_epoch_schedule
 
 
 @dataclass
@@ -98,16 +98,8 @@ class Loop:
                               label_smoothing_form=h.label_smoothing_form, **h.loss_kw)
         plans = list(model.plans.values())
         opt = OPTIMIZERS[h.optimizer](param_groups(model.head, plans, h.lr, cfg.backbone_lr, cfg.layer_decay), h)
-        steps_per_epoch = -(-len(self.rows["train"]) // (h.batch_size * cfg.grad_accum))
-        warmup_steps = int(round(h.warmup_epochs * steps_per_epoch))
-        warmup = (torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup_steps)
-                  if warmup_steps > 0 else None)
-        sched: Any = None
-        if h.scheduler == "plateau":
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="max", factor=h.plateau_factor, patience=h.plateau_patience_used(), min_lr=h.min_lr)
-        elif h.scheduler == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=h.max_epochs, eta_min=h.min_lr)
+        # warmup counts optimiser steps: with --grad-accum K, one per K batches
+        warmup, sched, warmup_steps = schedules(opt, h, -(-len(self.rows["train"]) // (h.batch_size * cfg.grad_accum)))
         amp, scaler = amp_context(cfg, dev)
         keep = trainable_names(model, plans, model.head)
         y_dev = self.Y[self.rows["dev"]].numpy().astype(np.uint8)
@@ -169,8 +161,8 @@ class Loop:
                 s["best_state"] = {k: full[k].detach().cpu().clone() for k in keep}
             else:
                 s["bad"] += 1
-            if sched is not None and s["step"] > warmup_steps:
-                sched.step(score) if h.scheduler == "plateau" else sched.step()
+            if s["step"] > warmup_steps:
+                step_epoch_schedule(sched, score)
             s["epoch"] = epoch
             s["epoch_seconds"].append(time.perf_counter() - te)
             s["seconds"] += s["epoch_seconds"][-1]

@@ -174,11 +174,8 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
             best_state = copy.deepcopy(head.state_dict())
         else:
             bad += 1
-        if epoch_sched is not None and step > warmup_steps:
-            if cfg.scheduler == "plateau":
-                epoch_sched.step(score)
-            else:
-                epoch_sched.step()
+        if step > warmup_steps:
+            step_epoch_schedule(epoch_sched, score)
         if bad >= cfg.patience:
             break
     bar.close()
@@ -196,6 +193,30 @@ def train(cfg: HeadConfig, fs: FeatureSet | None = None, progress: bool = True) 
                        {s: r.cpu().numpy() for s, r in rows.items()}, time.perf_counter() - t0, temperature)
 
 
+def schedules(opt: torch.optim.Optimizer, cfg: HeadConfig, steps_per_epoch: int) -> tuple[Any, Any, int]:
+    """(warmup scheduler or None, per-epoch scheduler or None, warmup steps): linear warmup
+    from 1% of each group's lr over `warmup_epochs`, then ReduceLROnPlateau on dev macro-F1
+    (paper 001 eq. 3.33: lr * factor after `patience` flat epochs) or cosine to `min_lr`."""
+    warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
+    warmup = (torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup_steps)
+              if warmup_steps > 0 else None)
+    epoch_sched: Any = None
+    if cfg.scheduler == "plateau":
+        epoch_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience_used(), min_lr=cfg.min_lr)
+    elif cfg.scheduler == "cosine":
+        epoch_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs, eta_min=cfg.min_lr)
+    return warmup, epoch_sched, warmup_steps
+
+
+def step_epoch_schedule(epoch_sched: Any, dev_score: float) -> None:
+    """One per-epoch scheduler step after warmup: plateau reads the dev score, cosine does not."""
+    if isinstance(epoch_sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        epoch_sched.step(dev_score)
+    elif epoch_sched is not None:
+        epoch_sched.step()
+
+
 EpochFn = Callable[[], tuple[float, float, int]]  # one epoch -> (mean train loss, lr, steps so far)
 
 
@@ -206,16 +227,7 @@ def _minibatch(cfg: HeadConfig, head: FusionHead, fs: FeatureSet, train_rows: to
     the number of warmup steps."""
     opt = OPTIMIZERS[cfg.optimizer](head.parameters(), cfg)
     n_train = len(train_rows)
-    steps_per_epoch = (n_train + cfg.batch_size - 1) // cfg.batch_size
-    warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
-    warmup = (torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup_steps)
-              if warmup_steps > 0 else None)
-    epoch_sched: Any = None
-    if cfg.scheduler == "plateau":  # paper 001 eq. 3.33: lr * factor after `patience` flat epochs
-        epoch_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience_used(), min_lr=cfg.min_lr)
-    elif cfg.scheduler == "cosine":
-        epoch_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs, eta_min=cfg.min_lr)
+    warmup, epoch_sched, warmup_steps = schedules(opt, cfg, (n_train + cfg.batch_size - 1) // cfg.batch_size)
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
            else torch.autocast("cpu", enabled=False))
     gen = torch.Generator().manual_seed(cfg.seed)
