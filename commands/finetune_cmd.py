@@ -74,6 +74,7 @@ def finetune(
     plateau_patience: Annotated[Optional[int], typer.Option(help="plateau: epochs without dev gain before a cut (default max(1, --patience // 3)).")] = None,
     min_lr: Annotated[float, typer.Option(help="Lowest lr of plateau; end lr of cosine.")] = 0.0,
     grad_clip: Annotated[float, typer.Option(help="Max gradient norm (0: off).")] = 1.0,
+    standardize: Annotated[bool, typer.Option("--standardize/--no-standardize", help="z-score each backbone's pooled features with fixed train statistics of the pretrained backbone, computed once before training (as train-head does on caches; saved with the run, applied by predict).")] = True,
     seed: Annotated[list[int], typer.Option(help="Seed; repeatable (one run per seed).")] = [0],  # noqa: B006
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
     workers: Annotated[int, typer.Option(help="DataLoader workers decoding posters / tokenizing.")] = 2,

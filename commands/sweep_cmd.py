@@ -55,7 +55,8 @@ def sweep(
         _print_results(write_results(out, metric))
         return
     shard_t = parse_shard(shard)
-    previous = read_sweep(out)["grid"] if (out / SWEEP_JSON).is_file() else None
+    # .get: a folder of finetune runs only (finetune --sweep-dir) has no head grid yet
+    previous = read_sweep(out).get("grid") if (out / SWEEP_JSON).is_file() else None
     cfg = assemble(previous, preset, config, feature_set, feature, fusion, head_opt, loss, threshold, seeds,
                    parse_kv(set_, "--set"), cache_dir)
     if previous and not preset and not config:  # axes not given now come from the folder's last grid: say so

@@ -46,7 +46,7 @@ def all_features(loop: Loop) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
     status = {m: np.full(n, OK, np.int8) for m in model.plans}
     loop.rows["all"] = torch.arange(n)
     for idx, st, raw in loop._batches("all", False, 0):
-        out = model.features(idx.to(loop.device), raw)
+        out = model.features(idx.to(loop.device), raw, normalize=False)  # caches hold raw features
         for m in model.plans:
             ok = out[f"{m}.present"].cpu().numpy()
             feats[m][idx.numpy()[ok]] = out[m][out[f"{m}.present"]].float().cpu().numpy()
@@ -111,14 +111,16 @@ def finish(cfg: FinetuneConfig, loop: Loop, trained: Trained, run_name: str, key
             shutil.copyfile(path, Path(cfg.export) / path.name)
             exported[m] += f" (copied to {Path(cfg.export) / path.name})"
         caches[m] = _feature_cache(cfg, ds, m, loop, path, feats[m], present[m], status[m], time.perf_counter() - t0)
-    fs = load_features(caches)  # what predict and train-head read: the run is a head on these caches
-    head_cfg = replace(cfg.head, features=caches, name=run_name, standardize=False)
+    fs = load_features(caches).to(loop.device)  # what predict and train-head read: a head on these caches
+    norm = {m: (a.cpu(), b.cpu()) for m, (a, b) in model.norm.items()}
+    fs.apply_standardize(norm)  # the fixed train statistics the head was trained with; saved, applied by predict
+    head_cfg = replace(cfg.head, features=caches, name=run_name, standardize=bool(norm))
     rows = {s: fs.rows(s) for s in ("train", "dev", "test")}
     probs = {s: predict_probs(model.head, fs, r) for s, r in rows.items()}
-    y_dev = fs.Y[rows["dev"]].numpy().astype(np.uint8)
+    y_dev = fs.Y[rows["dev"]].cpu().numpy().astype(np.uint8)
     thr = run_thresholds(head_cfg, probs["dev"], y_dev)
-    res = TrainResult(model.head, fs, trained.history, trained.best_epoch, thr, probs, {},
-                      {s: r.numpy() for s, r in rows.items()}, trained.seconds)
+    res = TrainResult(model.head, fs, trained.history, trained.best_epoch, thr, probs, norm,
+                      {s: r.cpu().numpy() for s, r in rows.items()}, trained.seconds)
     extra = {"config": {"finetune": {"key": key, "settings": cfg.settings(), "dataset": asdict(cfg.dataset),
                                      "cache_dir": cfg.cache_dir, "exported": exported,
                                      "backbones": {m: describe(p) for m, p in model.plans.items()},

@@ -43,6 +43,8 @@ class JointModel(nn.Module):
         self.grad_checkpointing = grad_checkpointing
         self.channels_last = channels_last
         self.n_units = {p.name: len(p.units) for p in plans}  # units training now (gradual unfreezing)
+        # backbone -> (mean, std) of its pretrained features on train, fixed (--standardize; set_norm)
+        self.norm: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def train(self, mode: bool = True) -> "JointModel":
         super().train(mode)
@@ -59,14 +61,15 @@ class JointModel(nn.Module):
     def forward(self, rows: torch.Tensor, raw: Raw) -> torch.Tensor:
         return self.head(self.features(rows, raw))
 
-    def features(self, rows: torch.Tensor, raw: Raw) -> dict[str, torch.Tensor]:
-        """The head's input dict for these rows (B,)."""
+    def features(self, rows: torch.Tensor, raw: Raw, normalize: bool = True) -> dict[str, torch.Tensor]:
+        """The head's input dict for these rows (B,); z-scored by `norm` unless normalize=False
+        (the raw backbone features, as a cache stores them)."""
         dev = self.device
         feats: dict[str, torch.Tensor] = {}
         for name, plan in self.plans.items():
             if plan.mode == "features":
                 s = self.stored[name]
-                feats[name], feats[f"{name}.present"] = s.features[rows], s.present[rows]
+                feats[name], feats[f"{name}.present"] = self._z(name, s.features[rows], s.present[rows], normalize)
                 continue
             if plan.mode == "prefix":
                 s = self.stored[name]
@@ -94,8 +97,16 @@ class JointModel(nn.Module):
             if state is not None:
                 start = plan.k if plan.mode == "prefix" else self._grad_start(plan)
                 out[present] = self._top(plan, state, start).float()
-            feats[name], feats[f"{name}.present"] = out, present
+            feats[name], feats[f"{name}.present"] = self._z(name, out, present, normalize)
         return feats
+
+    def _z(self, name: str, x: torch.Tensor, present: torch.Tensor, normalize: bool
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x z-scored with the backbone's fixed train statistics, absent rows kept at 0; present)."""
+        if normalize and name in self.norm:
+            mean, std = self.norm[name]
+            x = torch.where(present[:, None], (x - mean) / std, torch.zeros((), device=x.device))
+        return x, present
 
     def _grad_start(self, plan: BlockPlan) -> int:
         """First block a raw-mode forward runs with gradients: 0 when the stem trains now,

@@ -63,6 +63,8 @@ def run_finetune(cfg: FinetuneConfig, dataset: Dataset | None = None, force: boo
     for p in built.plans:
         say(describe(p))
     loop = Loop(cfg, ds, built, model, path.name, device, progress)
+    if cfg.head.standardize is not False:  # deterministic: a resumed run recomputes the same
+        model.norm = loop.train_stats()
     trained = loop.run(key)
     from finetune.finish import finish
 

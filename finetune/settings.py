@@ -22,7 +22,7 @@ _FT_FIELDS = ("backbone_lr", "layer_decay", "unfreeze_every", "grad_accum", "gra
 _HEAD_FIELDS = ("fusion", "loss", "label_smoothing", "label_smoothing_form", "threshold", "threshold_grid",
                 "fixed_threshold", "optimizer", "weight_decay", "batch_size", "max_epochs", "patience",
                 "min_delta", "warmup_epochs", "scheduler", "plateau_factor", "plateau_patience", "min_lr",
-                "grad_clip", "device", "out")
+                "grad_clip", "device", "out", "standardize")
 
 
 def backbone(p: dict[str, Any], side: str, parse_kv: Callable, say: Callable[[str], None]) -> BackboneSpec | None:
@@ -54,7 +54,7 @@ def build_configs(members: list[dict[str, Any]], ds_cfg: DatasetConfig, parse_kv
                 name = f"{name}-s{seed}"
             head = HeadConfig(features={}, fusion_kw=parse_kv(p.get("head_opt"), "--head-opt"),
                               loss_kw=parse_kv(p.get("loss_opt"), "--loss-opt"), lr=p["head_lr"], seed=seed,
-                              standardize=False, name=name, **{k: p[k] for k in _HEAD_FIELDS if k in p})
+                              name=name, **{k: p[k] for k in _HEAD_FIELDS if k in p})
             out.append(FinetuneConfig(dataset=ds_cfg, backbones=backbones, head=head,
                                       **{k: p[k] for k in _FT_FIELDS if k in p}))
     if len(out) > 1 and any(c.head.name for c in out) and len({c.head.name for c in out}) < len(out):

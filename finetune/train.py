@@ -35,7 +35,7 @@ from train_heads.train import run_thresholds, schedules, step_epoch_schedule
 
 @dataclass
 class Trained:
-    model: JointModel
+    model: JointModel  # its `norm`: the fixed z-scoring (empty: --no-standardize)
     history: list[dict[str, float]]
     best_epoch: int
     seconds: float  # training time (this process; a resumed run adds the earlier part)
@@ -87,6 +87,25 @@ class Loop:
         for idx, _, raw in self._batches(split, False, 0):
             out.append(torch.sigmoid(self.model(idx.to(self.device), raw).float()).cpu())
         return torch.cat(out).numpy()
+
+    @torch.no_grad()
+    def train_stats(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Mean and std (unbiased, >= 1e-6) of every backbone's pooled features over the present
+        train rows, from the model as built (pretrained, eval mode): the fixed z-scoring of
+        `--standardize`, as train-head's (cache.features.FeatureSet.standardize) on a frozen cache."""
+        self.model.eval()
+        sums: dict[str, list[torch.Tensor]] = {m: [] for m in self.model.plans}
+        for idx, _, raw in self._batches("train", False, 0):
+            out = self.model.features(idx.to(self.device), raw, normalize=False)
+            for m in sums:
+                sums[m].append(out[m][out[f"{m}.present"]].double())
+        stats = {}
+        for m, parts in sums.items():
+            x = torch.cat(parts)
+            if len(x) < 2:
+                raise ValueError(f"backbone {m}: fewer than 2 train rows have it; --no-standardize skips z-scoring")
+            stats[m] = (x.mean(0).float(), x.std(0).float().clamp_min(1e-6))
+        return stats
 
     # ---- the run ----------------------------------------------------------------------
     def run(self, key: str) -> Trained:

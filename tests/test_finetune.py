@@ -32,7 +32,7 @@ def config(tmp_path: Path, data: Path, image: str | None = "last:1", text: str |
     if text:
         backbones["text"] = BackboneSpec("minilm", **TEXT, unfreeze=text)
     head_kw = {"fusion": "concat" if len(backbones) > 1 else "linear", "max_epochs": 3, "patience": 3,
-               "batch_size": 32, "lr": 3e-3, "seed": 0, "standardize": False, "out": str(tmp_path / "runs"),
+               "batch_size": 32, "lr": 3e-3, "seed": 0, "out": str(tmp_path / "runs"),
                **kw.pop("head", {})}
     if head_kw["fusion"] == "linear":
         head_kw["fusion_kw"] = {"solver": "adamw"}
