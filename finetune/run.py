@@ -9,6 +9,7 @@ removed once the run folder is written.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from extract.datasets import load_dataset
 from extract.device import pick_device
 from extract.records import Dataset
 from finetune.config import FinetuneConfig
+from finetune.finish import finish
 from finetune.freeze import describe
 from finetune.model import JointModel
 from finetune.setup import build_backbones
@@ -66,15 +68,11 @@ def run_finetune(cfg: FinetuneConfig, dataset: Dataset | None = None, force: boo
     if cfg.head.standardize is not False:  # deterministic: a resumed run recomputes the same
         model.norm = loop.train_stats()
     trained = loop.run(key)
-    from finetune.finish import finish
-
     out, metrics = finish(cfg, loop, trained, path.name, key)
     loop.ckpt_path.unlink(missing_ok=True)
     return out, metrics, "trained"
 
 
 def _to(s: Any, device: torch.device) -> Any:
-    from dataclasses import replace
-
     return replace(s, **{k: getattr(s, k).to(device) for k in ("present", "features", "tokens", "token_mask")
                          if getattr(s, k) is not None})
