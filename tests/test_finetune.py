@@ -162,3 +162,30 @@ def test_bad_block_specs_are_one_line(spec, expect):
     enc.build(torch.device("cpu"))
     with pytest.raises(ValueError, match=expect):
         make_plan("image", enc, enc.trunk(), spec)
+
+
+def _tuned_image_state(cfg: FinetuneConfig) -> dict:
+    return torch.load(next((Path(cfg.cache_dir) / "finetuned").rglob("image.toy-convnet.pt")), weights_only=True)
+
+
+def test_gradual_unfreezing_leaves_lower_blocks_frozen_until_their_turn(tmp_path, tiny_data, ds):
+    # last:2 with one more block every 10 epochs: in 3 epochs only the top block ever trains
+    cfg = config(tmp_path, tiny_data, image="last:2", text=None, unfreeze_every=10)
+    run_finetune(cfg, dataset=ds, progress=False)
+    ref = create_encoder("toy-convnet", weights="random")
+    ref.build(torch.device("cpu"))
+    tuned, before = _tuned_image_state(cfg), ref.model.state_dict()
+    assert all(torch.equal(tuned[k], v) for k, v in before.items() if k.startswith("2."))  # block 1: not yet
+    assert not torch.equal(tuned["3.0.weight"], before["3.0.weight"])  # block 2 (the top): trained
+
+
+def test_gradient_checkpointing_and_accumulation_keep_training_sound(tmp_path, tiny_data, ds):
+    plain, _, _ = run_finetune(config(tmp_path / "a", tiny_data, cached_prefix="off"), dataset=ds, progress=False)
+    ckpt, _, _ = run_finetune(config(tmp_path / "b", tiny_data, cached_prefix="off", grad_checkpointing=True),
+                              dataset=ds, progress=False)
+    ha, hb = (json.loads((p / "history.json").read_text()) for p in (plain, ckpt))
+    assert [h["train_loss"] for h in ha] == pytest.approx([h["train_loss"] for h in hb], rel=1e-5)
+    acc, _, _ = run_finetune(config(tmp_path / "c", tiny_data, grad_accum=2), dataset=ds, progress=False)
+    hc = json.loads((acc / "history.json").read_text())
+    assert len(hc) == 3 and all(np.isfinite(h["train_loss"]) for h in hc)
+    assert [h["train_loss"] for h in hc] != pytest.approx([h["train_loss"] for h in ha], rel=1e-5)

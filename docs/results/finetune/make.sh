@@ -39,3 +39,4 @@ ft_slow "${IMG[@]}" --image-unfreeze none "${TXT[@]}" --text-unfreeze all --fusi
 ft_slow --image-encoder cnn --image-opt size=112 --fusion linear --head-opt solver=adamw --head-lr 3e-4 --backbone-lr 3e-4
 $PY cli.py report $SW --out docs/results/finetune --top 6
 cp $SW/summary.md docs/results/finetune/summary.md
+$PY docs/results/finetune/tradeoff.py $SW docs/results/finetune/tradeoff.png
