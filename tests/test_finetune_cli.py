@@ -93,7 +93,7 @@ def _cnn_state(tmp_path: Path) -> Path:
     ([*TEXT, "--image-encoder", "minilm"], "is a text encoder, not image"),
     (["--offline", *TEXT], "--offline swaps a recipe's backbones"),
     (["--recipe", "paper-999"], "Unknown recipe 'paper-999'"),
-    ([*IMAGE, *TEXT, "--augment", "flip=2"], "flip must be a number in [0, 1]"),
+    ([*IMAGE, *TEXT, "--augment", "flip=2"], "flip must be in [0, 1]"),
 ])
 def test_user_errors_are_one_line(tiny_data, tmp_path, extra, expect):
     run_refused([*base(tiny_data, tmp_path), "--out", tmp_path / "runs", *extra], expect)
