@@ -52,6 +52,16 @@ def run_finetune(cfg: FinetuneConfig, dataset: Dataset | None = None, force: boo
         return path, json.loads((path / "metrics.json").read_text()), "up to date"
     if why is not None and why != "same" and not force:
         raise ValueError(f"run folder {path} exists and {why}; pass --force to replace it or --name another")
+    loop = prepare(cfg, ds, path.name, progress, say)
+    trained = loop.run(key)
+    out, metrics = finish(cfg, loop, trained, path.name, key)
+    loop.ckpt_path.unlink(missing_ok=True)
+    return out, metrics, "trained"
+
+
+def prepare(cfg: FinetuneConfig, ds: Dataset, run_name: str, progress: bool = True, say: Any = print) -> Loop:
+    """Backbones, head and joint model built, inputs cached, z-scoring statistics computed:
+    the training loop, ready to run."""
     device = pick_device(cfg.head.device)
     built = build_backbones(cfg, ds, device, progress)
     for note in built.notes:
@@ -64,13 +74,10 @@ def run_finetune(cfg: FinetuneConfig, dataset: Dataset | None = None, force: boo
                        channels_last=cfg.channels_last and device.type == "cuda").to(device)
     for p in built.plans:
         say(describe(p))
-    loop = Loop(cfg, ds, built, model, path.name, device, progress)
+    loop = Loop(cfg, ds, built, model, run_name, device, progress)
     if cfg.head.standardize is not False:  # deterministic: a resumed run recomputes the same
         model.norm = loop.train_stats()
-    trained = loop.run(key)
-    out, metrics = finish(cfg, loop, trained, path.name, key)
-    loop.ckpt_path.unlink(missing_ok=True)
-    return out, metrics, "trained"
+    return loop
 
 
 def _to(s: Any, device: torch.device) -> Any:
