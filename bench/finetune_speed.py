@@ -12,8 +12,9 @@ evaluation; each is averaged over `--epochs` epochs.
 Prints seconds per epoch of each, (c)/(b) (target >= 5x on 2 cores) and (d)/(a) per ablation
 run to early stop (target >= 100x): (a)'s whole run is timed; (d)'s run to early stop is its
 measured seconds per epoch times `--full-epochs` (default 5; a single epoch of (d) already
-costs over 100 runs of (a) on 2 cores), since running it to the end here would take an hour. One-off costs (the prefix caches) are
-printed apart: they are paid once per backbone and block, then reused by every run.
+costs over 100 runs of (a) on 2 cores), since running it to the end here would take an hour.
+One-off costs (building models, reading the prefix caches) are printed apart: they are paid
+once per run, and the prefix caches once per backbone and block, reused by every run.
 
     python bench/finetune_speed.py [--data DIR] [--cache-dir caches] [--epochs 1] [--full-epochs 5]
 """
