@@ -33,13 +33,14 @@ for n in 1 2; do
   ft "${IMG[@]}" --image-unfreeze none "${TXT[@]}" --text-unfreeze last:$n --fusion concat
   ft "${IMG[@]}" --image-unfreeze last:$n "${TXT[@]}" --text-unfreeze none --fusion concat
 done
-ft "${IMG[@]}" --image-unfreeze last:1 "${TXT[@]}" --text-unfreeze last:1 --fusion concat
-ft_slow "${IMG[@]}" --image-unfreeze last:2 "${TXT[@]}" --text-unfreeze last:2 --fusion concat
 # trained from scratch, one modality each (paper 001's baselines)
 ft --text-encoder lstm --fusion linear --head-opt solver=adamw --head-lr 3e-4 --backbone-lr 3e-4 --max-epochs 8
 # full fine-tuning of MiniLM (every layer and the embeddings)
 ft_slow "${IMG[@]}" --image-unfreeze none "${TXT[@]}" --text-unfreeze all --fusion concat
 ft_slow --image-encoder cnn --image-opt size=112 --fusion linear --head-opt solver=adamw --head-lr 3e-4 --backbone-lr 3e-4
+# both backbones together
+ft "${IMG[@]}" --image-unfreeze last:1 "${TXT[@]}" --text-unfreeze last:1 --fusion concat
+ft_slow "${IMG[@]}" --image-unfreeze last:2 "${TXT[@]}" --text-unfreeze last:2 --fusion concat
 $PY cli.py report $SW --out docs/results/finetune --top 6
 cp $SW/summary.md docs/results/finetune/summary.md
 $PY docs/results/finetune/tradeoff.py $SW docs/results/finetune/tradeoff.png
