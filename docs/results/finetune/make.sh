@@ -37,7 +37,7 @@ done
 ft --text-encoder lstm --fusion linear --head-opt solver=adamw --head-lr 3e-4 --backbone-lr 3e-4 --max-epochs 8
 # full fine-tuning of MiniLM (every layer and the embeddings)
 ft_slow "${IMG[@]}" --image-unfreeze none "${TXT[@]}" --text-unfreeze all --fusion concat
-ft_slow --image-encoder cnn --image-opt size=112 --fusion linear --head-opt solver=adamw --head-lr 3e-4 --backbone-lr 3e-4
+ft_slow --image-encoder cnn --image-opt size=112 --fusion linear --head-opt solver=adamw --head-lr 3e-4 --backbone-lr 3e-4 --max-epochs 3
 # both backbones together
 ft "${IMG[@]}" --image-unfreeze last:1 "${TXT[@]}" --text-unfreeze last:1 --fusion concat
 ft_slow "${IMG[@]}" --image-unfreeze last:2 "${TXT[@]}" --text-unfreeze last:2 --fusion concat
