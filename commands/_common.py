@@ -173,3 +173,14 @@ def dataset_config(data: Path | None, format: str, preset: str | None, plot: str
                          label_cols=list(f["label_cols"] or []), label_sep=f["label_sep"], split_col=f["split_col"],
                          split_file=f["split_file"], id_normalizer=f["id_normalizer"], split_seed=f["split_seed"],
                          limit=f["limit"], drop_labels=list(f["drop_label"] or []), **extra)
+
+
+# The reader flags every data-set command takes (extract, finetune), by parameter name.
+READER_FLAGS = ("data", "format", "preset", "plot", "labels", "id_col", "text_col", "image_col", "image_dir",
+                "image_pattern", "label_col", "label_cols", "label_sep", "split_col", "split_file", "id_normalizer",
+                "split_seed", "limit", "drop_label", "split_ratios", "dataset_file")
+
+
+def dataset_config_from(flags: dict[str, Any], explicit: set[str]) -> Any:
+    """dataset_config() from a command's parameters (its locals()), READER_FLAGS picked by name."""
+    return dataset_config(**{k: flags[k] for k in READER_FLAGS}, explicit=explicit)

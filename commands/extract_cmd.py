@@ -9,7 +9,7 @@ import typer
 from commands._common import (DataPath, DatasetFile, DropLabel, Format, IdCol, IdNorm, ImageCol, ImageDir,
                               ImagePattern, LabelCol, LabelCols, Labels, LabelSep, Limit, Plot, Preset,
                               SplitCol, SplitFile, SplitRatios, SplitSeed, TextCol, command_line,
-                              dataset_config, explicit_flags, parse_kv, user_errors)
+                              dataset_config_from, explicit_flags, parse_kv, user_errors)
 from extract.encoders import list_encoders
 
 _ENCODER_HELP = "Encoder: " + ", ".join(list_encoders()) + " (clip = clip-image/clip-text by --modality)."
@@ -50,10 +50,7 @@ def extract(
     from extract.readers.report import report_lines
     from extract.run import ExtractConfig, run_extract
 
-    ds_cfg = dataset_config(data, format, preset, plot, labels, id_col, text_col, image_col, image_dir,
-                            image_pattern, label_col, label_cols, label_sep, split_col, split_file,
-                            id_normalizer, split_seed, limit, drop_label=drop_label, split_ratios=split_ratios,
-                            dataset_file=dataset_file, explicit=explicit_flags(ctx))
+    ds_cfg = dataset_config_from(locals(), explicit_flags(ctx))
     cfg = ExtractConfig(dataset=ds_cfg, encoder=encoder, modality=modality, weights=weights,
                         options=parse_kv(option, "--option"), state_dict=state_dict,
                         text_field=text_field, out=out, batch_size=batch_size, workers=workers,

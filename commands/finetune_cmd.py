@@ -8,7 +8,7 @@ import typer
 
 from commands._common import (DataPath, DatasetFile, DropLabel, Format, IdCol, IdNorm, ImageCol, ImageDir,
                               ImagePattern, LabelCol, LabelCols, Labels, LabelSep, Limit, Plot, Preset,
-                              SplitCol, SplitFile, SplitRatios, SplitSeed, TextCol, command_line, dataset_config,
+                              SplitCol, SplitFile, SplitRatios, SplitSeed, TextCol, command_line, dataset_config_from,
                               explicit_flags, parse_kv, user_errors)
 from extract.encoders import list_encoders
 from finetune.config import AMP_MODES, PREFIX_MODES
@@ -49,7 +49,7 @@ def finetune(
     grad_accum: Annotated[int, typer.Option(help="Batches per optimiser step (effective batch = batch size x this).")] = 1,
     grad_checkpointing: Annotated[bool, typer.Option("--grad-checkpointing", help="Recompute trainable blocks in backward (less memory, ~30% more time).")] = False,
     amp: Annotated[str, typer.Option(help="Mixed precision on CUDA: " + ", ".join(AMP_MODES) + " (auto = bf16; fp16 uses a grad scaler; CPU runs fp32).")] = "auto",
-    channels_last: Annotated[bool, typer.Option(help="CNN inputs in channels_last memory format on CUDA.")] = True,
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="CNN inputs in channels_last memory format on CUDA.")] = True,
     augment: Annotated[str, typer.Option(help="Poster augmentation in training: a preset (none, light, paper-000, paper-001) or key=value list, e.g. crop=0.8,flip=0.5,jitter=0.2.")] = "none",
     token_dropout: Annotated[float, typer.Option(help="Text augmentation: share of real tokens replaced by [UNK] in training.")] = 0.0,
     cached_prefix: Annotated[str, typer.Option(help="auto: run the frozen blocks once into a hashed cache and train only the top (when nothing augments the input); off: full forward every step. One of " + ", ".join(PREFIX_MODES) + ".")] = "auto",
@@ -80,7 +80,7 @@ def finetune(
     workers: Annotated[int, typer.Option(help="DataLoader workers decoding posters / tokenizing.")] = 2,
     cache_dir: Annotated[str, typer.Option(help="Where the frozen-prefix caches and the fine-tuned features go.")] = "caches",
     export: Annotated[Optional[str], typer.Option(help="Also copy each fine-tuned backbone's state dict here (extract --state-dict loads it).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue a killed run of the same settings from its last finished epoch.")] = True,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue a killed run of the same settings from its last finished epoch.")] = True,
     name: Annotated[Optional[str], typer.Option(help="Run folder name (default: ft-head-backbones-loss-threshold-seed-hash).")] = None,
     out: Annotated[str, typer.Option(help="Runs folder.")] = "runs",
     sweep_dir: Annotated[Optional[Path], typer.Option(help="Record the runs as a sweep folder (runs in DIR/runs, sweep.json, results.csv, summary.md with mean +- std over seeds), for compare DIR A B and report DIR.")] = None,
@@ -112,10 +112,7 @@ def finetune(
             raise ValueError("--sweep-dir puts the runs in DIR/runs; drop --out")
         params["out"] = str(sweep_dir / "runs")
     members = apply_recipe(params, explicit, typer.echo)
-    ds_cfg = dataset_config(data, format, preset, plot, labels, id_col, text_col, image_col, image_dir,
-                            image_pattern, label_col, label_cols, label_sep, split_col, split_file,
-                            id_normalizer, split_seed, limit, drop_label=drop_label, split_ratios=split_ratios,
-                            dataset_file=dataset_file, explicit=explicit)
+    ds_cfg = dataset_config_from(params, explicit)
     cfgs = build_configs(members, ds_cfg, parse_kv, typer.echo)  # every member x seed, validated first
     dataset = load_dataset(ds_cfg)
     for line in report_lines(dataset.report):

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from extract.encoders import Encoder
@@ -143,12 +142,3 @@ def describe(plan: BlockPlan) -> str:
         blocks + (" + stem" if plan.stem_trains else ""))
     return (f"{plan.name}: {plan.enc.name} trains {extent} ({trains / 1e6:.2f}M of {total / 1e6:.2f}M "
             f"parameters); input: {plan.mode}")
-
-
-def freeze_all(mod: nn.Module) -> None:
-    for p in mod.parameters():
-        p.requires_grad_(False)
-
-
-def no_grad_if(cond: bool) -> Any:
-    return torch.no_grad() if cond else torch.enable_grad()
