@@ -10,14 +10,14 @@ from commands._common import (DataPath, DatasetFile, DropLabel, Format, IdCol, I
                               ImagePattern, LabelCol, LabelCols, Labels, LabelSep, Limit, Plot, Preset,
                               SplitCol, SplitFile, SplitRatios, SplitSeed, TextCol, command_line, dataset_config_from,
                               explicit_flags, parse_kv, user_errors)
+from commands._head_flags import (FixedThreshold, GradClip, LabelSmoothingForm, MinDelta, MinLr, Optimizer, Patience,
+                                     PlateauFactor, PlateauPatience, Scheduler, Threshold, ThresholdGrid, WarmupEpochs)
 from extract.encoders import list_encoders
 from finetune.config import AMP_MODES, PREFIX_MODES
 from finetune.recipes import list_recipes
-from train_heads.config import DEFAULT_THRESHOLD_GRID, SCHEDULERS
+from train_heads.config import DEFAULT_THRESHOLD_GRID
 from train_heads.fusion import list_fusions
-from train_heads.losses import SMOOTHING_FORMS, list_losses
-from train_heads.optimizers import OPTIMIZERS
-from train_heads.thresholds import THRESHOLDS
+from train_heads.losses import list_losses
 
 _ENC = ", ".join(list_encoders())
 _UNFREEZE = ("none | last:N | all; N counts the encoder's blocks (ResNet stages, EfficientNet stage groups, "
@@ -58,22 +58,22 @@ def finetune(
     loss: Annotated[str, typer.Option(help="Loss: " + ", ".join(list_losses()) + ".")] = "bce",
     loss_opt: Annotated[Optional[list[str]], typer.Option("--loss-opt", help="Loss option key=value.")] = None,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing e.")] = 0.0,
-    label_smoothing_form: Annotated[str, typer.Option(help="symmetric or paper000 (train-head --label-smoothing-form). One of " + ", ".join(SMOOTHING_FORMS) + ".")] = "symmetric",
-    threshold: Annotated[str, typer.Option(help="Threshold strategy tuned on dev: " + ", ".join(sorted(THRESHOLDS)) + ".")] = "per_class",
-    threshold_grid: Annotated[str, typer.Option(help="LO:HI:STEP grid searched on dev.")] = DEFAULT_THRESHOLD_GRID,
-    fixed_threshold: Annotated[float, typer.Option(help="The threshold of --threshold fixed.")] = 0.5,
-    optimizer: Annotated[str, typer.Option(help="Optimiser: " + ", ".join(OPTIMIZERS) + ".")] = "adamw",
+    label_smoothing_form: LabelSmoothingForm = "symmetric",
+    threshold: Threshold = "per_class",
+    threshold_grid: ThresholdGrid = DEFAULT_THRESHOLD_GRID,
+    fixed_threshold: FixedThreshold = 0.5,
+    optimizer: Optimizer = "adamw",
     weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 1e-2,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 32,
     max_epochs: Annotated[int, typer.Option(help="Epoch limit.")] = 10,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs) on dev macro-F1.")] = 3,
-    min_delta: Annotated[float, typer.Option(help="Smallest dev macro-F1 gain that counts (paper 000: 0.001).")] = 1e-4,
-    warmup_epochs: Annotated[float, typer.Option(help="Linear warmup length in epochs (from 1% of each lr).")] = 0.0,
-    scheduler: Annotated[str, typer.Option(help="Per-epoch lr schedule after warmup: " + ", ".join(SCHEDULERS) + ".")] = "plateau",
-    plateau_factor: Annotated[float, typer.Option(help="plateau: lr x this on a dev plateau.")] = 0.5,
-    plateau_patience: Annotated[Optional[int], typer.Option(help="plateau: epochs without dev gain before a cut (default max(1, --patience // 3)).")] = None,
-    min_lr: Annotated[float, typer.Option(help="Lowest lr of plateau; end lr of cosine.")] = 0.0,
-    grad_clip: Annotated[float, typer.Option(help="Max gradient norm (0: off).")] = 1.0,
+    patience: Patience = 3,
+    min_delta: MinDelta = 1e-4,
+    warmup_epochs: WarmupEpochs = 0.0,
+    scheduler: Scheduler = "plateau",
+    plateau_factor: PlateauFactor = 0.5,
+    plateau_patience: PlateauPatience = None,
+    min_lr: MinLr = 0.0,
+    grad_clip: GradClip = 1.0,
     standardize: Annotated[bool, typer.Option("--standardize/--no-standardize", help="z-score each backbone's pooled features with fixed train statistics of the pretrained backbone, computed once before training (as train-head does on caches; saved with the run, applied by predict).")] = True,
     seed: Annotated[list[int], typer.Option(help="Seed; repeatable (one run per seed).")] = [0],  # noqa: B006
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",

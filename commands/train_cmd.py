@@ -7,11 +7,11 @@ from typing import Annotated, Optional
 import typer
 
 from commands._common import parse_kv, user_errors
-from train_heads.config import CALIBRATIONS, DEFAULT_THRESHOLD_GRID, SCHEDULERS
+from commands._head_flags import (FixedThreshold, GradClip, LabelSmoothingForm, MinDelta, MinLr, Optimizer, Patience,
+                                     PlateauFactor, PlateauPatience, Scheduler, Threshold, ThresholdGrid, WarmupEpochs)
+from train_heads.config import CALIBRATIONS, DEFAULT_THRESHOLD_GRID
 from train_heads.fusion import list_fusions
-from train_heads.losses import SMOOTHING_FORMS, list_losses
-from train_heads.thresholds import THRESHOLDS
-from train_heads.optimizers import OPTIMIZERS
+from train_heads.losses import list_losses
 
 
 @user_errors
@@ -22,25 +22,25 @@ def train_head(
     loss: Annotated[str, typer.Option(help="Loss: " + ", ".join(list_losses()) + ".")] = "bce",
     loss_opt: Annotated[Optional[list[str]], typer.Option("--loss-opt", help="Loss option key=value (gamma=2, alpha=0.25...).")] = None,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing e on any loss.")] = 0.0,
-    label_smoothing_form: Annotated[str, typer.Option(help="Smoothed targets: symmetric = y(1-e) + e/2 (0.95/0.05 at e=0.1), paper000 = y(1-e) + (1-y)e (0.9/0.1, paper 000). One of " + ", ".join(SMOOTHING_FORMS) + ".")] = "symmetric",
-    threshold: Annotated[str, typer.Option(help="Threshold strategy tuned on dev: " + ", ".join(sorted(THRESHOLDS)) + " (fixed: --fixed-threshold for every genre).")] = "per_class",
-    threshold_grid: Annotated[str, typer.Option(help="LO:HI:STEP grid that global and per_class search on dev, both ends included (paper 001: 0.1:0.9:0.02).")] = DEFAULT_THRESHOLD_GRID,
-    fixed_threshold: Annotated[float, typer.Option(help="The threshold of --threshold fixed.")] = 0.5,
+    label_smoothing_form: LabelSmoothingForm = "symmetric",
+    threshold: Threshold = "per_class",
+    threshold_grid: ThresholdGrid = DEFAULT_THRESHOLD_GRID,
+    fixed_threshold: FixedThreshold = 0.5,
     calibrate: Annotated[str, typer.Option(help="Probability calibration fitted on dev before the thresholds are tuned: " + ", ".join(CALIBRATIONS) + " (temperature: one T, Guo et al. 2017; saved with the run, applied by predict).")] = "none",
-    optimizer: Annotated[str, typer.Option(help="Optimiser: " + ", ".join(OPTIMIZERS) + " (papers 000 and 001: adamw).")] = "adamw",
+    optimizer: Optimizer = "adamw",
     momentum: Annotated[float, typer.Option(help="SGD momentum (--optimizer sgd only).")] = 0.9,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="Weight decay (adamw: decoupled; adam, sgd: L2 in the gradient).")] = 1e-2,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 256,
     max_epochs: Annotated[int, typer.Option(help="Epoch limit.")] = 200,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs) on dev macro-F1.")] = 5,
-    min_delta: Annotated[float, typer.Option(help="Smallest dev macro-F1 gain that counts.")] = 1e-4,
-    warmup_epochs: Annotated[float, typer.Option(help="Linear warmup length in epochs.")] = 0.0,
-    scheduler: Annotated[str, typer.Option(help="Per-epoch lr schedule after warmup: " + ", ".join(SCHEDULERS) + " (plateau: ReduceLROnPlateau on dev macro-F1).")] = "plateau",
-    plateau_factor: Annotated[float, typer.Option(help="plateau: lr x this factor on a dev plateau (paper 000: 0.2, paper 001: 0.5).")] = 0.5,
-    plateau_patience: Annotated[Optional[int], typer.Option(help="plateau: epochs without dev gain before the lr is cut (paper 000: 2, paper 001: 7). Default max(1, --patience // 3), printed.")] = None,
-    min_lr: Annotated[float, typer.Option(help="Lowest lr of plateau; the end lr of cosine (paper 001: 1e-6).")] = 0.0,
-    grad_clip: Annotated[float, typer.Option(help="Max gradient norm (0: off).")] = 1.0,
+    patience: Patience = 5,
+    min_delta: MinDelta = 1e-4,
+    warmup_epochs: WarmupEpochs = 0.0,
+    scheduler: Scheduler = "plateau",
+    plateau_factor: PlateauFactor = 0.5,
+    plateau_patience: PlateauPatience = None,
+    min_lr: MinLr = 0.0,
+    grad_clip: GradClip = 1.0,
     seed: Annotated[int, typer.Option(help="Seed (same seed, same numbers on CPU).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
     tokens: Annotated[bool, typer.Option(help="Use token features when present and the head attends.")] = True,
