@@ -168,6 +168,11 @@ def _stored_arrays(header: dict[str, np.ndarray], arrays: dict[str, np.ndarray],
     if "tokens" in arrays:
         out["tokens"] = np.ascontiguousarray(arrays["tokens"].astype(feature_dtype))
         out["token_mask"] = np.ascontiguousarray(arrays["token_mask"].astype(bool))
+    # Per-row extras ("aux.<name>", e.g. IDKG's at_label) and per-label ones
+    # ("label_extras.<name>", the KG's genre embeddings), float32, from metadata encoders.
+    for k, a in sorted({**arrays, **header}.items()):
+        if k.startswith(("aux.", "label_extras.")):
+            out[k] = np.ascontiguousarray(np.asarray(a, dtype=np.float32))
     if extra_state is not None:
         out["extra_state"] = np.frombuffer(extra_state, dtype=np.uint8)
     return out

@@ -109,6 +109,18 @@ SplitSeed = Annotated[Optional[int], typer.Option(help="Seeded stratified random
 SplitRatios = Annotated[Optional[str], typer.Option(
     metavar="TRAIN,DEV,TEST", help="Fractions for --split-seed, e.g. 0.7,0.1,0.2 (default 0.6,0.1,0.3).")]
 Limit = Annotated[Optional[int], typer.Option(help="Only the first N records (quick looks).")]
+MetaFile = Annotated[Optional[Path], typer.Option(
+    help="Metadata table (CSV/TSV/JSONL) joined by id: director, cast, keywords... as metadata fields "
+         "(lists as JSON or a|b), its --meta-text-cols as text fields. --preset poster-subset picks up "
+         "metadata/metadata.csv when present.")]
+MetaCols = Annotated[Optional[str], typer.Option(
+    help="Columns of --meta-file kept as metadata fields, e.g. director,cast,writer (default: all but the "
+         "id, *_src and the text columns).")]
+MetaTextCols = Annotated[str, typer.Option(
+    help="Columns of --meta-file joined as text fields (meta_<col> if the data set has that field already).")]
+TextFile = Annotated[Optional[list[Path]], typer.Option(
+    "--text-file", help="Table of extra text fields joined by id (e.g. the poster text `ocr` wrote); "
+                        "repeatable; columns ocr_* are not joined.")]
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:
@@ -150,6 +162,8 @@ def dataset_config(data: Path | None, format: str, preset: str | None, plot: str
                    split_file: Path | None, id_normalizer: str | None, split_seed: int | None,
                    limit: int | None, drop_label: list[str] | None = None,
                    split_ratios: str | tuple[float, ...] | None = None, dataset_file: Path | None = None,
+                   meta_file: Path | None = None, meta_cols: str | None = None, meta_text_cols: str = "plot",
+                   text_file: list[Path] | None = None,
                    explicit: set[str] = frozenset()) -> Any:  # type: ignore[assignment]
     """A DatasetConfig from the data-set flags, merged over a --dataset TOML file when given
     (`explicit`: the flags given on the command line, `explicit_flags(ctx)`, which win)."""
@@ -160,7 +174,8 @@ def dataset_config(data: Path | None, format: str, preset: str | None, plot: str
         text_col=text_col, image_col=image_col, image_dir=image_dir, image_pattern=image_pattern,
         label_col=label_col, label_cols=label_cols, label_sep=label_sep, split_col=split_col,
         split_file=split_file, id_normalizer=id_normalizer, split_seed=split_seed, split_ratios=split_ratios,
-        limit=limit), dataset_file, explicit)
+        limit=limit, meta_file=meta_file, meta_cols=meta_cols, meta_text_cols=meta_text_cols,
+        text_file=text_file), dataset_file, explicit)
     if f["data"] is None:
         raise ValueError("give the data set: --data PATH, or --dataset FILE.toml with data = \"...\"")
     extra: dict[str, Any] = {}
@@ -172,13 +187,16 @@ def dataset_config(data: Path | None, format: str, preset: str | None, plot: str
                          image_dir=f["image_dir"], image_pattern=f["image_pattern"], label_col=f["label_col"],
                          label_cols=list(f["label_cols"] or []), label_sep=f["label_sep"], split_col=f["split_col"],
                          split_file=f["split_file"], id_normalizer=f["id_normalizer"], split_seed=f["split_seed"],
-                         limit=f["limit"], drop_labels=list(f["drop_label"] or []), **extra)
+                         limit=f["limit"], drop_labels=list(f["drop_label"] or []), meta_file=f["meta_file"],
+                         meta_fields=f["meta_cols"], meta_text_cols=f["meta_text_cols"],
+                         text_files=list(f["text_file"] or []), **extra)
 
 
 # The reader flags every data-set command takes (extract, finetune), by parameter name.
 READER_FLAGS = ("data", "format", "preset", "plot", "labels", "id_col", "text_col", "image_col", "image_dir",
                 "image_pattern", "label_col", "label_cols", "label_sep", "split_col", "split_file", "id_normalizer",
-                "split_seed", "limit", "drop_label", "split_ratios", "dataset_file")
+                "split_seed", "limit", "drop_label", "split_ratios", "dataset_file", "meta_file", "meta_cols",
+                "meta_text_cols", "text_file")
 
 
 def dataset_config_from(flags: dict[str, Any], explicit: set[str]) -> Any:

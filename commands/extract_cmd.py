@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from commands._common import (DataPath, DatasetFile, DropLabel, Format, IdCol, IdNorm, ImageCol, ImageDir,
-                              ImagePattern, LabelCol, LabelCols, Labels, LabelSep, Limit, Plot, Preset,
+                              ImagePattern, LabelCol, LabelCols, Labels, LabelSep, Limit, MetaCols, MetaFile,
+                              MetaTextCols, Plot, Preset, TextFile,
                               SplitCol, SplitFile, SplitRatios, SplitSeed, TextCol, command_line,
                               dataset_config_from, explicit_flags, parse_kv, user_errors)
 from extract.encoders import list_encoders
@@ -21,11 +22,11 @@ def extract(
     data: DataPath = None,
     dataset_file: DatasetFile = None,
     encoder: Annotated[str, typer.Option(help=_ENCODER_HELP)] = "efficientnet-lite0",
-    modality: Annotated[Optional[str], typer.Option(help="image or text (default: the encoder's own).")] = None,
+    modality: Annotated[Optional[str], typer.Option(help="image, text or meta (default: the encoder's own).")] = None,
     weights: Annotated[Optional[str], typer.Option(help="Weights: hub name, pretrained tag, local file, or 'random'.")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Encoder option key=value, repeatable (e.g. pooling=mean, max_length=128).")] = None,
     state_dict: Annotated[Optional[Path], typer.Option(help="Fine-tuned state dict loaded over the encoder.")] = None,
-    text_field: Annotated[str, typer.Option(help="Named text field a text encoder reads.")] = "plot",
+    text_field: Annotated[str, typer.Option(help="Named text field a text encoder reads (plot; meta_plot from --meta-file; poster_text from --text-file after `ocr`).")] = "plot",
     out: Annotated[Path, typer.Option(help="Cache folder.")] = Path("caches"),
     batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 64,
     workers: Annotated[int, typer.Option(help="DataLoader workers decoding/tokenizing.")] = 2,
@@ -43,7 +44,8 @@ def extract(
     image_pattern: ImagePattern = "{id}.jpg", label_col: LabelCol = None, label_cols: LabelCols = None,
     label_sep: LabelSep = "|", split_col: SplitCol = None, split_file: SplitFile = None,
     id_normalizer: IdNorm = None, split_seed: SplitSeed = None, split_ratios: SplitRatios = None,
-    limit: Limit = None,
+    limit: Limit = None, meta_file: MetaFile = None, meta_cols: MetaCols = None,
+    meta_text_cols: MetaTextCols = "plot", text_file: TextFile = None,
 ) -> None:
     """Extract features once; a repeat with the same settings is a no-op, a killed run resumes."""
     from extract.datasets import load_dataset

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from commands._common import (DataPath, DatasetFile, DropLabel, Format, IdCol, IdNorm, ImageCol, ImageDir,
-                              ImagePattern, LabelCol, LabelCols, Labels, LabelSep, Limit, Plot, Preset,
+                              ImagePattern, LabelCol, LabelCols, Labels, LabelSep, Limit, MetaCols, MetaFile,
+                              MetaTextCols, Plot, Preset, TextFile,
                               SplitCol, SplitFile, SplitRatios, SplitSeed, TextCol, command_line, dataset_config_from,
                               explicit_flags, parse_kv, user_errors)
 from commands._head_flags import (FixedThreshold, GradClip, LabelSmoothingForm, MinDelta, MinLr, Optimizer, Patience,
@@ -92,7 +93,8 @@ def finetune(
     image_pattern: ImagePattern = "{id}.jpg", label_col: LabelCol = None, label_cols: LabelCols = None,
     label_sep: LabelSep = "|", split_col: SplitCol = None, split_file: SplitFile = None,
     id_normalizer: IdNorm = None, split_seed: SplitSeed = None, split_ratios: SplitRatios = None,
-    limit: Limit = None,
+    limit: Limit = None, meta_file: MetaFile = None, meta_cols: MetaCols = None,
+    meta_text_cols: MetaTextCols = "plot", text_file: TextFile = None,
 ) -> None:
     """Fine-tune backbones with a head on the same data, splits, metrics and run folders as train-head.
 

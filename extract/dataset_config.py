@@ -34,6 +34,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "split_file": "mmimdb_split.json",
         "id_normalizer": "strip-tt",
         "meta_cols": [],  # the other columns are the one-hot copy of Genre
+        # Real metadata (director, cast, keywords... and a longer plot), joined by Id when the
+        # folder has it (a preset-named file that is absent is skipped, and the run says so)
+        "meta_file": "metadata/metadata.csv",
     },
 }
 
@@ -86,6 +89,12 @@ class DatasetConfig:
     split_ratios: tuple[float, float, float] = (0.6, 0.1, 0.3)  # train/dev/test for split_seed
     limit: int | None = None  # keep only the first N records (quick looks; seeded splits use these N)
     meta_cols: list[str] | None = None  # table columns kept in Record.meta; None: every unused column
+    meta_file: Path | None = None  # metadata table joined by id (extract.readers.side)
+    meta_fields: list[str] | None = None  # --meta-cols: its columns kept as metadata; None: all but id/*_src/text
+    meta_text_cols: list[str] = field(default_factory=lambda: ["plot"])  # its columns joined as text fields
+    text_files: list[Path] = field(default_factory=list)  # tables of extra text fields by id (`ocr` output)
+    # True when the preset (not the user) named meta_file: absent is then skipped, not refused
+    meta_file_optional: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if self.preset is not None:
@@ -96,6 +105,7 @@ class DatasetConfig:
             for key, value in PRESETS[self.preset].items():
                 if key not in given and not given & set(_PRESET_YIELDS.get(key, ())):
                     setattr(self, key, value)
+                    self.meta_file_optional |= key == "meta_file"
         self.path = Path(self.path)
         self.image_dir = Path(self.image_dir) if self.image_dir is not None else None
         self.split_file = Path(self.split_file) if self.split_file is not None else None
@@ -104,9 +114,18 @@ class DatasetConfig:
         drop = [self.drop_labels] if isinstance(self.drop_labels, str) else self.drop_labels
         self.drop_labels = [str(n) for n in drop]  # label names may hold commas: never split
         self.meta_cols = _as_list(self.meta_cols) if self.meta_cols is not None else None
+        self.meta_file = Path(self.meta_file) if self.meta_file is not None else None
+        self.meta_fields = _as_list(self.meta_fields) if self.meta_fields is not None else None
+        self.meta_text_cols = _as_list(self.meta_text_cols)
+        self.text_files = [Path(f) for f in ([self.text_files] if isinstance(self.text_files, (str, Path))
+                                             else self.text_files)]
         self._validate()
 
     def _validate(self) -> None:
+        if self.meta_fields is not None and self.meta_file is None:
+            raise ValueError("--meta-cols chooses columns of --meta-file; give --meta-file too")
+        if self.meta_fields is not None and not self.meta_fields:
+            raise ValueError("--meta-cols needs at least one column name")
         choices = {"--format": (self.format, ["auto", *FORMATS]), "--plot": (self.plot, list(PLOT_CHOICES)),
                    "--labels": (self.labels, [AUTO_LABELS, *LABEL_SETS])}
         for flag, (value, allowed) in choices.items():

@@ -6,6 +6,10 @@ Layouts (registry ``READERS``; ``--format auto`` picks one from the files):
 - ``jsonl``: MM-IMDb as JSON lines (MMBT ``train/dev/test.jsonl``, Hugging Face example form).
 - ``table``: any CSV/TSV/JSONL table, columns chosen by flags (text-only, image-only too).
 
+Any layout may be joined by id with side files (extract.readers.side): a metadata table
+(``--meta-file``, metadata fields and a longer plot) and tables of extra text fields
+(``--text-file``, e.g. poster text from `ocr`).
+
 ``PRESETS`` fill the flags of a known data set, so ``--preset poster-subset --data DIR``
 is enough for the MM-IMDb poster subset. Labels are always names (``--labels auto``: a
 table's own names, GMU's 23 genres for the MM-IMDb layouts and presets); splits come from a
@@ -22,6 +26,7 @@ from extract.dataset_config import (AUTO_LABELS, PRESETS, DatasetConfig, field_d
                                     list_presets)
 from extract.readers.jsonl import looks_like_mm_jsonl, read_jsonl, split_files
 from extract.readers.mmimdb_raw import looks_like_mmimdb, read_mmimdb
+from extract.readers.side import attach_side_files
 from extract.readers.table import TABLE_SUFFIXES, read_table
 from extract.records import Dataset
 
@@ -71,6 +76,7 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
         if set_flags:
             raise ValueError(f"{', '.join(set_flags)} apply to --format table only, not {fmt!r}")
     dataset = READERS[fmt](_resolve_labels(cfg, fmt))
+    attach_side_files(dataset, cfg)
     dataset.options["format"] = fmt
     dataset.report["label_set_auto"] = cfg.labels == AUTO_LABELS
     return dataset

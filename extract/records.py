@@ -41,7 +41,9 @@ class Record:
     texts: dict[str, str]  # named text fields, e.g. {"plot": "..."}; "" when empty
     labels: list[str]  # label names (never column indices)
     split: str  # one of SPLITS or UNSPLIT
-    meta: dict[str, Any] = field(default_factory=dict)  # title, year, director, ... for later modalities
+    # Metadata: raw reader values (MM-IMDb json, table --meta-col) or, joined from --meta-file,
+    # field -> list of entity names (extract.readers.side.entity_list parses either)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +57,11 @@ class Dataset:
     report: dict[str, Any] = field(default_factory=dict)
     # The reader options that change the records (plot choice, label set, ...), for the cache hash.
     options: dict[str, Any] = field(default_factory=dict)
+    # Text fields joined from side files (--meta-file text columns, --text-file): hashed into
+    # the caches that read them (side_fingerprint), not into fingerprint(), so joining them
+    # leaves the names of the other caches alone.
+    side_texts: set[str] = field(default_factory=set)
+    meta_fields: list[str] = field(default_factory=list)  # the --meta-file fields, in file order
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -99,6 +106,16 @@ class Dataset:
                     size = r.image.stat().st_size
                 except OSError:
                     size = -1
-            item = [r.id, r.split, sorted(r.labels), r.texts, r.image.name if r.image else None, size]
+            texts = {k: v for k, v in r.texts.items() if k not in self.side_texts}
+            item = [r.id, r.split, sorted(r.labels), texts, r.image.name if r.image else None, size]
             h.update(json.dumps(item, sort_keys=True).encode())
+        return h.hexdigest()[:16]
+
+    def side_fingerprint(self, text_field: str | None = None, meta_fields: list[str] | None = None) -> str:
+        """Hash of the side inputs one cache reads: a joined text field, or metadata fields."""
+        h = hashlib.sha256()
+        for r in self.records:
+            item = [r.id, r.texts.get(text_field, "") if text_field else None,
+                    {f: r.meta.get(f) for f in meta_fields or []}]
+            h.update(json.dumps(item, sort_keys=True, default=str).encode())
         return h.hexdigest()[:16]

@@ -32,23 +32,27 @@ from extract.encoders.scratch import check_extractable
 from extract.encoders.trunk import Trunk, parse_blocks
 from extract.images import CORRUPT, FILE_MISSING, OK, load_image
 from extract.procs import DieWithParent
+from extract.readers.side import entity_list
 from extract.records import Dataset, Record, is_blank
 
 # Why a row has no features (stored per row in the shards, summed into the attrs).
-EMPTY_TEXT, NO_IMAGE, NO_WORD = 3, 4, 5  # after the poster loader's OK, FILE_MISSING, CORRUPT
+EMPTY_TEXT, NO_IMAGE, NO_WORD, NO_META = 3, 4, 5, 6  # after the poster loader's OK, FILE_MISSING, CORRUPT
 REASONS = {FILE_MISSING: "image_file_missing", CORRUPT: "image_corrupt",
            EMPTY_TEXT: "empty_text", NO_IMAGE: "no_image_in_dataset",
            # a text whose features are all zero: no word of it is in a (TF-IDF) vocabulary; every
            # such text would share one vector, so it is masked like an empty text (predict does the same)
-           NO_WORD: "text_no_vocabulary_word"}
+           NO_WORD: "text_no_vocabulary_word",
+           # no entity in the encoder's metadata fields (a movie without director, cast...)
+           NO_META: "no_metadata"}
 DTYPES = ("float16", "float32")
+MODALITIES = ("image", "text", "meta")
 
 
 @dataclass
 class ExtractConfig:
     dataset: DatasetConfig
     encoder: str  # registry name; "clip" + --modality resolves to clip-image / clip-text
-    modality: str | None = None  # "image" or "text"; None = the encoder's own modality
+    modality: str | None = None  # "image", "text" or "meta"; None = the encoder's own modality
     weights: str | None = None  # hub name / tag / local file; None = the encoder's default
     options: dict[str, Any] = field(default_factory=dict)  # encoder-specific (pooling, max_length...)
     state_dict: Path | None = None  # fine-tuned weights loaded over the model (end-to-end mode)
@@ -72,8 +76,8 @@ class ExtractConfig:
             raise ValueError(f"--workers must be >= 0, got {self.workers}")
         if self.dtype not in DTYPES:
             raise ValueError(f"--dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
-        if self.modality not in (None, "image", "text"):
-            raise ValueError(f"--modality must be 'image' or 'text', got {self.modality!r}")
+        if self.modality not in (None, *MODALITIES):
+            raise ValueError(f"--modality must be one of {list(MODALITIES)}, got {self.modality!r}")
         check_out_folder(self.out)  # a file or an unwritable folder: refused before the data is read
         self.encoder = resolve_encoder_name(self.encoder, self.modality)
         self.modality = ENCODERS[self.encoder].modality
@@ -134,6 +138,11 @@ class _Rows(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, int, Any]:
         r = self.records[i]
+        if self.modality == "meta":
+            row = meta_row(r, self.encoder.meta_fields)
+            if not any(row.values()):  # no director, cast, ...: masked like a missing poster
+                return i, NO_META, None
+            return i, OK, self.encoder.preprocess(row)
         if self.modality == "text":
             text = r.texts.get(self.text_field, "")
             if is_blank(text):  # zero-width spaces, BOMs, soft hyphens... count as empty
@@ -164,6 +173,11 @@ class _Collate:
 # ---------------------------------------------------------------------------------------
 # Main side
 # ---------------------------------------------------------------------------------------
+def meta_row(r: Record, fields: list[str]) -> dict[str, list[str]]:
+    """A record's metadata fields as entity lists (a field it lacks is empty)."""
+    return {f: entity_list(r.meta.get(f), f"record {r.id} metadata field {f}") for f in fields}
+
+
 def cache_settings(cfg: ExtractConfig, enc: Encoder, ds: Dataset, precision: str) -> dict[str, Any]:
     """Everything that changes the numbers (hashed into the file name)."""
     out = {"encoder": enc.describe(), "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(),
@@ -171,7 +185,25 @@ def cache_settings(cfg: ExtractConfig, enc: Encoder, ds: Dataset, precision: str
            "dtype": cfg.dtype, "tokens": cfg.tokens, "precision": precision}
     if cfg.upto is not None:  # only when set: caches made before --upto keep their names
         out["upto"] = cfg.upto
+    # Side inputs (--meta-file fields and text columns, --text-file texts) by content; only for
+    # the caches that read them, so the image and plot caches keep their names.
+    if cfg.modality == "meta":
+        out["side_fingerprint"] = ds.side_fingerprint(meta_fields=enc.meta_fields)
+    elif cfg.modality == "text" and cfg.text_field in ds.side_texts:
+        out["side_fingerprint"] = ds.side_fingerprint(text_field=cfg.text_field)
     return out
+
+
+def _check_meta_fields(enc: Encoder, ds: Dataset) -> None:
+    """A metadata encoder's fields must exist in the data: a typo would mask every row."""
+    have = sorted({k for r in ds.records for k in r.meta} | set(ds.meta_fields))
+    if not have:
+        raise ValueError(f"encoder {enc.name!r} reads metadata, and this data set has none; give --meta-file "
+                         "(or a reader whose records carry metadata)")
+    unknown = [f for f in enc.meta_fields if f not in have]
+    if unknown:
+        raise ValueError(f"encoder {enc.name!r}: metadata field(s) {unknown} (-o fields=...) are in no record; "
+                         f"this data set has {have}")
 
 
 def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bool = True) -> ExtractResult:
@@ -187,6 +219,8 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
     if cfg.modality == "text" and not any(cfg.text_field in r.texts for r in ds.records):
         raise ValueError(f"--text-field {cfg.text_field!r} is in no record; this data set has "
                          f"{sorted({k for r in ds.records for k in r.texts})}")
+    if cfg.modality == "meta":
+        _check_meta_fields(enc, ds)
     settings = cache_settings(cfg, enc, ds, precision)
     key = settings_hash(settings)
     final = Path(cfg.out) / cache_filename(ds.name, cfg.modality, cfg.encoder, key)
@@ -231,6 +265,7 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
         header = {"ids": np.array([r.id for r in ds.records], dtype=object),
                   "split": np.array([r.split for r in ds.records], dtype=object),
                   "labels": np.array(ds.label_matrix(), dtype=np.uint8).reshape(n, len(ds.label_names))}
+        header |= {f"label_extras.{k}": v for k, v in enc.label_extras(ds.label_names).items()}
         status = np.concatenate([writer.read_batch(b)["status"] for b in range(n_batches)])
         missing = {REASONS[c]: int((status == c).sum()) for c in REASONS if (status == c).any()}
         seconds = time.perf_counter() - t0
@@ -245,7 +280,12 @@ def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bo
 
 
 def _fit_and_build(cfg: ExtractConfig, enc: Encoder, ds: Dataset, device: torch.device) -> None:
-    if enc.needs_fit:
+    if enc.needs_fit and cfg.modality == "meta":
+        # every record's metadata (no labels in it), labels of TRAIN records only: a dev or test
+        # movie's genres can never reach a vocabulary or a graph
+        enc.fit_meta([meta_row(r, enc.meta_fields) for r in ds.records],
+                     [list(r.labels) if r.split == "train" else None for r in ds.records])
+    elif enc.needs_fit:
         enc.fit([r.texts.get(cfg.text_field, "") for r in ds.records if r.split == "train"])
     enc.build(device)
 
@@ -274,7 +314,7 @@ def _run_batches(cfg: ExtractConfig, enc: Encoder, ds: Dataset, writer: ShardWri
                         worker_init_fn=DieWithParent(os.getpid()) if cfg.workers > 0 else None,
                         pin_memory=device.type == "cuda",
                         prefetch_factor=4 if cfg.workers > 0 else None)
-    unit = "img" if cfg.modality == "image" else "text"
+    unit = {"image": "img", "text": "text", "meta": "movie"}[cfg.modality]
     done_rows = n - sum(len(b) for b in batches)
     bar = tqdm(total=n, initial=done_rows, unit=unit, desc=f"extract {cfg.encoder}",
                disable=not progress, smoothing=0.1)
@@ -333,12 +373,20 @@ def _encode_batch(enc: Encoder, idx: np.ndarray, status: np.ndarray, batch: Any,
             mask = np.zeros((len(idx), tok.shape[1]), dtype=bool)
             full[encoded], mask[encoded] = tok, out.token_mask.cpu().numpy()
             arrays["tokens"], arrays["token_mask"] = full, mask
-        status = np.where(no_word, NO_WORD, status).astype(status.dtype)
+        for k, v in (out.aux or {}).items():  # per-row extras: NaN for rows not encoded
+            a = v.float().cpu().numpy()
+            full_aux = np.full((len(idx), *a.shape[1:]), np.nan, dtype=np.float32)
+            full_aux[encoded] = a
+            full_aux[no_word] = np.nan  # a masked row carries no extras either
+            arrays[f"aux.{k}"] = full_aux
+        status = np.where(no_word, (NO_META if enc.modality == "meta" else NO_WORD), status).astype(status.dtype)
         feats[no_word] = np.nan
         if tokens:
             arrays["token_mask"][no_word] = False
     elif tokens:
         raise ValueError("a batch with no content cannot tell the token shape; use a larger --batch-size")
+    else:  # every row of the batch is missing: its per-row extras are NaN like its features
+        arrays |= {f"aux.{k}": np.full(len(idx), np.nan, dtype=np.float32) for k in enc.aux_names}
     arrays.update(status=status, present=status == OK, features=feats)
     return arrays
 

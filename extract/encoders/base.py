@@ -4,10 +4,12 @@ An encoder knows its modality, its output size and its preprocessing. Extraction
 (extract/run.py) calls, in this order:
 
     enc = create_encoder(name, weights=..., options=..., state_dict=...)
-    enc.fit(train_texts)            # only when enc.needs_fit (tfidf)
+    enc.fit(train_texts)            # only when enc.needs_fit (tfidf), text encoders
+    enc.fit_meta(rows, labels)      # only when enc.needs_fit, metadata encoders (multihot, kg)
     enc.load(device)                # builds the model, loads weights and the state dict
     # in DataLoader workers (must be picklable, no CUDA):
-    x = enc.preprocess(raw)         # image: PIL.Image RGB -> Tensor (3, H, W); text: str -> str
+    x = enc.preprocess(raw)         # image: PIL.Image RGB -> Tensor (3, H, W); text: str -> str;
+                                    # meta: {field: [entity, ...]} -> whatever collate takes
     batch = enc.collate([x, ...])   # -> whatever encode() takes
     # in the main process:
     out = enc.encode(batch, tokens=False)  # EncodeOutput
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 
 from extract.images import LOADING, check_resize
@@ -33,6 +36,9 @@ class EncodeOutput:
     features: torch.Tensor  # (B, D) pooled features, float32
     tokens: torch.Tensor | None = None  # (B, T, Dt) token/patch states; T fixed per encoder config
     token_mask: torch.Tensor | None = None  # (B, T) bool, True = real token
+    # Per-row extras a head may use in training (IDKG's Attention Teacher pseudo labels, eq. 6):
+    # name -> (B,) or (B, k) float; stored in the cache as "aux.<name>", absent rows NaN.
+    aux: dict[str, torch.Tensor] | None = None
 
 
 def file_sha256(path: str | Path, length: int = 16) -> str:
@@ -48,7 +54,7 @@ class Encoder:
     """Base class. Subclasses set the class attributes and implement load/preprocess/encode."""
 
     name: ClassVar[str]
-    modality: ClassVar[str]  # "image" or "text"
+    modality: ClassVar[str]  # "image", "text" or "meta" (metadata fields: lists of entity names)
     # Option defaults; user options are validated against these keys.
     defaults: ClassVar[dict[str, Any]] = {}
     # Default weights: a hub name / pretrained tag / local path; "random" = random init (tests).
@@ -61,6 +67,9 @@ class Encoder:
     # True for encoders with no pretrained weights (lstm, cnn): trained only end to end by
     # `finetune`; `extract` needs their fine-tuned --state-dict.
     from_scratch: ClassVar[bool] = False
+    # Names of the per-row extras encode() returns in EncodeOutput.aux (each (B,) float), so a
+    # batch whose rows are all missing still stores them (as NaN)
+    aux_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, weights: str | None = None, options: dict[str, Any] | None = None,
                  state_dict: str | Path | None = None) -> None:
@@ -103,6 +112,23 @@ class Encoder:
 
     def fit(self, texts: list[str]) -> None:
         """Fit on the train split (only encoders with needs_fit)."""
+
+    def fit_meta(self, rows: list[dict[str, list[str]]], labels: list[list[str] | None]) -> None:
+        """Fit a metadata encoder (needs_fit): `rows` holds every record's metadata in record
+        order, only the fields in `meta_fields` (a missing field is an empty list); `labels`
+        holds the label names of TRAIN rows and None for every other row, so dev/test labels
+        can never reach a fitted vocabulary or graph."""
+
+    @property
+    def meta_fields(self) -> list[str]:
+        """The metadata fields a meta encoder reads (its `fields` option)."""
+        return list(self.options.get("fields", []))
+
+    def label_extras(self, label_names: list[str]) -> dict[str, "np.ndarray"]:
+        """Arrays indexed by label, (C, ...) float32 in `label_names` order, NaN rows for labels
+        the encoder has nothing for (the KG's genre-entity embeddings, IDKG's G-CACL anchors);
+        stored in the cache as "label_extras.<name>". Default: none."""
+        return {}
 
     def extra_state(self) -> bytes | None:
         """Bytes saved with the cache (e.g. the fitted TF-IDF vocabulary), or None."""
@@ -150,9 +176,10 @@ class Encoder:
 
     def empty_rows(self, features: torch.Tensor) -> torch.Tensor:
         """(B,) bool: encoded rows that carry nothing. A text whose features are all zero had
-        no word in the encoder's vocabulary (TF-IDF); every such text would share one vector,
-        so extract and predict mask it like an empty text. An image row is never empty."""
-        if self.modality != "text":
+        no word in the encoder's vocabulary (TF-IDF), metadata none of its entities in the
+        train vocabulary or graph; every such row would share one vector, so extract and
+        predict mask it like an empty text. An image row is never empty."""
+        if self.modality == "image":
             return torch.zeros(len(features), dtype=torch.bool)
         return (features == 0).all(dim=1)
 

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from extract.dataset_config import DatasetConfig
 
 # Fields of DatasetConfig that do not change records (where the data lives), left out of options.
-_NOT_OPTIONS = ("path", "image_dir", "split_file", "table")
+# The side files (extract.readers.side) are hashed by content into the caches that read them.
+_NOT_OPTIONS = ("path", "image_dir", "split_file", "table", "meta_file", "meta_fields", "meta_text_cols",
+                "text_files", "meta_file_optional")
 # Options added after caches existed, left out while at their default, so those caches keep their names.
 _LATER_OPTIONS: dict[str, Any] = {"drop_labels": []}
 # What to pass when no record has a label, per reader.

@@ -48,5 +48,13 @@ def report_lines(report: dict[str, Any]) -> list[str]:
                      f"{report['records_without_split']}")
     if report.get("records_without_labels"):
         lines.append(f"records without any label (all-negative rows): {report['records_without_labels']}")
+    meta = report.get("meta")
+    if meta:
+        lines.append(f"metadata from {meta['file']}: {meta['rows_matched']} of {meta['records']} records matched; "
+                     "records with each field: " + _counts(meta["fields"])
+                     + (f"; text fields {_counts(meta['text_fields'])}" if meta["text_fields"] else ""))
+    for t in report.get("text_files", []):
+        lines.append(f"text fields from {t['file']}: {t['rows_matched']} records matched; empty (masked): "
+                     + _counts(t["empty"]))
     lines += [f"note: {n}" for n in report.get("notes", [])]
     return lines

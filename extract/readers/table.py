@@ -71,6 +71,11 @@ def find_table(path: Path, name: str | None = None) -> Path:
     return found[0]
 
 
+def read_rows(table: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """(column names, rows) of a whole CSV/TSV or JSONL file (side files: extract.readers.side)."""
+    return _rows(table, None)
+
+
 def _rows(table: Path, limit: int | None) -> tuple[list[str], list[dict[str, Any]]]:
     """(column names, rows) of a CSV/TSV or JSONL file, at most ``limit`` rows."""
     rows: list[dict[str, Any]] = []
