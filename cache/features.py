@@ -32,6 +32,12 @@ class FeatureSet:
     tokens: dict[str, torch.Tensor] = field(default_factory=dict)  # modality -> (N, T, Dt)
     token_mask: dict[str, torch.Tensor] = field(default_factory=dict)  # modality -> (N, T) bool
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # modality -> cache provenance
+    # Per-row extras of metadata caches ("aux.<name>": IDKG's at_label): modality -> name -> (N,)
+    # float32, 0 where the row is missing; in a batch as feats[f"{m}.{name}"]
+    aux: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    # Per-label extras ("label_extras.<name>": the KG's genre embeddings), rows in label_names
+    # order: modality -> name -> (C, D) float32 numpy, NaN rows for labels without one
+    label_extras: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def modalities(self) -> list[str]:
@@ -57,6 +63,8 @@ class FeatureSet:
             if m in self.tokens:
                 out[f"{m}.tokens"] = self.tokens[m][idx]
                 out[f"{m}.token_mask"] = self.token_mask[m][idx]
+            for name, a in self.aux.get(m, {}).items():
+                out[f"{m}.{name}"] = a[idx]
         return out
 
     def sparse_modalities(self, rows: torch.Tensor, zero_share: float = 0.5) -> list[str]:
@@ -123,7 +131,8 @@ class FeatureSet:
     def to(self, device: torch.device | str) -> "FeatureSet":
         mv = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
         return FeatureSet(self.ids, self.split, self.label_names, self.Y.to(device), mv(self.X),
-                          mv(self.present), mv(self.tokens), mv(self.token_mask), self.sources)
+                          mv(self.present), mv(self.tokens), mv(self.token_mask), self.sources,
+                          {m: mv(a) for m, a in self.aux.items()}, self.label_extras)
 
 
 def resolve_cache(spec: str, cache_dir: str | Path = "caches") -> Path:
@@ -188,12 +197,13 @@ def load_features(caches: dict[str, str | Path], tokens: bool = False) -> Featur
     `cache verify`, so an altered cache is refused here with the line verify prints. The
     bytes are hashed as they sit in memory: no second read of the file."""
     ref: dict[str, Any] | None = None
-    X, present, toks, tmask, sources = {}, {}, {}, {}, {}
+    X, present, toks, tmask, sources, aux, label_extras = {}, {}, {}, {}, {}, {}, {}
     for m, path in sorted(caches.items()):
         info = open_info(path)
         names = ["ids", "split", "labels", "features", "present"]
         use_tokens = tokens and "tokens" in info.datasets
-        arrays = read_arrays(info, names + (["tokens", "token_mask"] if use_tokens else []))
+        extras = [k for k in info.datasets if k.startswith(("aux.", "label_extras."))]
+        arrays = read_arrays(info, names + (["tokens", "token_mask"] if use_tokens else []) + extras)
         check_arrays(info, arrays)
         ids, split, labels = arrays["ids"], arrays["split"], arrays["labels"]
         feats = arrays.pop("features").astype(np.float32)
@@ -212,6 +222,10 @@ def load_features(caches: dict[str, str | Path], tokens: bool = False) -> Featur
         X[m], present[m] = torch.from_numpy(feats), torch.from_numpy(pres)
         if tok is not None:
             toks[m], tmask[m] = torch.from_numpy(tok[order]), torch.from_numpy(tmk[order])
+        cols = [names.index(n) for n in ref["names"]]  # label rows matched by name
+        aux[m] = {k[4:]: torch.from_numpy(np.nan_to_num(arrays[k][order].astype(np.float32)))
+                  for k in extras if k.startswith("aux.")}
+        label_extras[m] = {k[13:]: arrays[k][cols].astype(np.float32) for k in extras if k.startswith("label_extras.")}
         # Absolute, so a run folder's recorded caches resolve from any working directory.
         sources[m] = {"path": str(info.path.resolve()), "settings_hash": info.attrs.get("settings_hash"),
                       "checksum": info.attrs.get("checksum"), "encoder": info.attrs.get("encoder"),
@@ -221,7 +235,8 @@ def load_features(caches: dict[str, str | Path], tokens: bool = False) -> Featur
                       "has_tokens": info.token_shape is not None, "tokens_used": tok is not None}
     assert ref is not None
     Y = torch.from_numpy(ref["labels"].astype(np.float32))
-    return FeatureSet(ref["ids"], ref["split"], ref["names"], Y, X, present, toks, tmask, sources)
+    return FeatureSet(ref["ids"], ref["split"], ref["names"], Y, X, present, toks, tmask, sources,
+                      {m: a for m, a in aux.items() if a}, {m: e for m, e in label_extras.items() if e})
 
 
 def _align(ref: dict[str, Any], m: str, path: Path, ids: np.ndarray, split: np.ndarray,

@@ -8,9 +8,14 @@ import typer
 
 from commands._common import command_line, user_errors
 
-# Heads compared by the demo: two unimodal baselines and two fusion heads.
-DEMO_HEADS = (("image-only", "mlp", {"modality": "image"}), ("text-only", "mlp", {"modality": "text"}),
-              ("concat", "concat", {}), ("gmu", "gmu", {}))
+# Heads compared by the demo: unimodal baselines, two fusion heads of poster and plot, and the
+# same fusions with the metadata (director, cast, keywords as TF-IDF multi-hot) as a third modality.
+DEMO_HEADS = (("image-only", "mlp", {"modality": "image"}, ("image", "text")),
+              ("text-only", "mlp", {"modality": "text"}, ("image", "text")),
+              ("meta-only", "mlp", {"modality": "meta"}, ("meta",)),
+              ("concat", "concat", {}, ("image", "text")), ("gmu", "gmu", {}, ("image", "text")),
+              ("concat image+text+meta", "concat", {}, ("image", "text", "meta")),
+              ("gmu image+text+meta", "gmu", {}, ("image", "text", "meta")))
 
 
 @user_errors
@@ -31,7 +36,7 @@ def demo(
     data = make_demo_dataset(root / "data", n=n, seed=seed)
     typer.echo(f"data set: {data} ({n} movies, MM-IMDb raw layout)")
     caches = {}
-    for modality, encoder in (("image", "efficientnet-lite0"), ("text", "minilm")):
+    for modality, encoder in (("image", "efficientnet-lite0"), ("text", "minilm"), ("meta", "multihot")):
         res = run_extract(ExtractConfig(dataset=DatasetConfig(path=data, format="mmimdb", labels="data"),
                                         encoder=encoder,
                                         out=root / "caches", workers=workers, command=command_line()))
@@ -41,9 +46,9 @@ def demo(
         typer.echo(f"{modality:<5} {encoder}: {res.path.name} {info.n}x{info.dim}"
                    f"{' (cached)' if res.skipped else f' in {res.seconds:.1f}s'}  missing: {miss or 'none'}")
     rows = []
-    for label, fusion, kw in DEMO_HEADS:
-        cfg = HeadConfig(features=caches, fusion=fusion, fusion_kw=kw, seed=seed, name=f"demo-{label}",
-                         out=str(root / "runs"))
+    for label, fusion, kw, modalities in DEMO_HEADS:
+        cfg = HeadConfig(features={m: caches[m] for m in modalities}, fusion=fusion, fusion_kw=kw, seed=seed,
+                         name="demo-" + label.replace(" ", "-").replace("+", "-"), out=str(root / "runs"))
         path, m = train_and_write(cfg, progress=False)
         rows.append((label, m["test"]["macro_f1"], m["test"]["micro_f1"], path))
     typer.echo("\n| head | test macro-F1 | test micro-F1 | run folder |\n|---|---|---|---|")

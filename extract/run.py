@@ -195,15 +195,19 @@ def cache_settings(cfg: ExtractConfig, enc: Encoder, ds: Dataset, precision: str
 
 
 def _check_meta_fields(enc: Encoder, ds: Dataset) -> None:
-    """A metadata encoder's fields must exist in the data: a typo would mask every row."""
+    """A metadata encoder's fields must exist in the data: none at all is refused (every row
+    would be masked); fields in no record are said (a typo, or a data set without them)."""
     have = sorted({k for r in ds.records for k in r.meta} | set(ds.meta_fields))
     if not have:
         raise ValueError(f"encoder {enc.name!r} reads metadata, and this data set has none; give --meta-file "
                          "(or a reader whose records carry metadata)")
-    unknown = [f for f in enc.meta_fields if f not in have]
-    if unknown:
-        raise ValueError(f"encoder {enc.name!r}: metadata field(s) {unknown} (-o fields=...) are in no record; "
+    absent = [f for f in enc.meta_fields if f not in have]
+    if len(absent) == len(enc.meta_fields):
+        raise ValueError(f"encoder {enc.name!r}: metadata field(s) {absent} (-o fields=...) are in no record; "
                          f"this data set has {have}")
+    if absent:
+        _notice(f"metadata field(s) {absent} are in no record (this data set has {have}); "
+                f"{enc.name} reads {[f for f in enc.meta_fields if f in have]}")
 
 
 def run_extract(cfg: ExtractConfig, dataset: Dataset | None = None, progress: bool = True) -> ExtractResult:

@@ -61,8 +61,12 @@ class TrainResult:
 
 def build_head(cfg: HeadConfig, fs: FeatureSet) -> FusionHead:
     torch.manual_seed(cfg.seed)
-    return create_fusion(cfg.fusion, fs.dims, len(fs.label_names), token_dims=fs.token_dims or None,
+    head = create_fusion(cfg.fusion, fs.dims, len(fs.label_names), token_dims=fs.token_dims or None,
                          **cfg.fusion_kw)
+    if fs.label_extras and hasattr(head, "use_label_extras"):
+        # per-label arrays of metadata caches (the KG's genre embeddings -> IDKG's G-CACL anchors)
+        head.use_label_extras(fs.label_extras)
+    return head
 
 
 def uses_lbfgs(head_or_cfg: FusionHead | HeadConfig) -> bool:

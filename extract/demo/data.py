@@ -2,7 +2,8 @@
 
 `make_demo_dataset(out_dir)` writes::
 
-    <out_dir>/dataset/<id>.json     {"plot": [1-3 strings], "genres": [...], "title", "year", ...}
+    <out_dir>/dataset/<id>.json     {"plot": [1-3 strings], "genres": [...], "title", "year",
+                                     "director", "cast", "keywords"}
     <out_dir>/dataset/<id>.jpeg     200x300 poster
     <out_dir>/split.json            {"train": [ids], "dev": [ids], "test": [ids]}  (~60/10/30)
     <out_dir>/demo_truth.json       per id: which modality shows each genre (for analysis only)
@@ -15,7 +16,12 @@ shapes, textures drawn with PIL: Horror is dark red with jagged shapes, Comedy b
 with circles, Sci-Fi navy with cyan grids and stars, ...); plots carry it in wording ("a
 haunted house", "falls in love", "laser rifle", ...) mixed with neutral filler. So a
 poster-only or plot-only classifier can find at most the genres its modality shows, while a
-fusion of the two can find all of them. A few distractors (a small motif or a sentence from a
+fusion of the two can find all of them. Metadata carries genre evidence of its own: each
+genre has a roster of directors, actors and keywords (`genre_people`), and each of a movie's
+genres is "shown" in its metadata with probability `META_SHOW_PROB` (a director or actors
+from that genre's roster, a genre keyword), independently of poster and plot; the other
+names are drawn from a shared pool. So metadata helps, and all three modalities help most,
+and the demo exercises metadata encoders (multihot, kg) offline. A few distractors (a small motif or a sentence from a
 genre the movie does not have) add realism, two posters are missing and one plot is empty so
 the demo shows how those are masked and counted.
 
@@ -41,7 +47,7 @@ from extract.demo.posters import POSTER_SIZE, _poster  # noqa: F401  (POSTER_SIZ
 from extract.records import MMIMDB_GENRES
 
 # Bump when the generator changes its output, so old demo folders are rebuilt, not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: genre-correlated metadata, titles printed on some posters
 MARKER_FILE = "demo_dataset.json"
 TRUTH_FILE = "demo_truth.json"
 JPEG_QUALITY = 90
@@ -59,6 +65,13 @@ EVIDENCE_PROBS = {"image": 0.4, "text": 0.4, "both": 0.2}
 # Chance that a movie gets a cue of a genre it does not have, per modality.
 DISTRACTOR_PROB = 0.08
 SPLIT_FRACTIONS = {"train": 0.6, "dev": 0.1}  # the rest is test
+# Chance that one of a movie's genres shows in its metadata (director, actors, a keyword).
+META_SHOW_PROB = 0.5
+_GENRE_KEYWORDS = {"Drama": ["family secret", "grief"], "Comedy": ["misunderstanding", "slapstick"],
+                   "Action": ["car chase", "shootout"], "Romance": ["first love", "wedding"],
+                   "Horror": ["haunting", "slasher"], "Sci-Fi": ["spaceship", "time travel"],
+                   "Animation": ["talking animal", "cartoon"], "Western": ["sheriff", "saloon"]}
+_PLAIN_KEYWORDS = ["city", "friendship", "journey", "money", "secret", "island", "train", "letter"]
 
 assert all(g in MMIMDB_GENRES for g in DEMO_GENRES)
 
@@ -92,8 +105,33 @@ def _movie(i: int, seed: int) -> tuple[dict, Image.Image, dict]:
         "genres": genres,
         "plot": plots,
     }
-    truth = {"evidence": evidence, "distractor": distract}
+    # Metadata from a stream of its own, so posters and plots are those of version 1.
+    meta_shows = _metadata(record, genres, np.random.default_rng([seed, i, 1]))
+    truth = {"evidence": evidence, "distractor": distract, "meta_shows": meta_shows}
     return record, poster, truth
+
+
+def genre_people(genre: str) -> dict[str, list[str]]:
+    """A genre's roster: 2 directors and 4 actors with names of their own, its keywords."""
+    k = DEMO_GENRES.index(genre)
+    name = lambda j: f"{_NAMES[(3 * k + j) % len(_NAMES)]} {genre.replace('-', '')}son{j}"  # noqa: E731
+    return {"director": [name(0), name(1)], "cast": [name(j) for j in range(2, 6)],
+            "keywords": _GENRE_KEYWORDS[genre]}
+
+
+def _metadata(record: dict, genres: list[str], rng: np.random.Generator) -> list[str]:
+    """Set director, cast and keywords of a record (see the module docstring); returns the
+    genres its metadata shows."""
+    shows = [g for g in genres if rng.random() < META_SHOW_PROB]
+    pool = [f"{_NAMES[a]} {_SURNAMES[b]}" for a, b in zip(rng.integers(len(_NAMES), size=6),
+                                                         rng.integers(len(_SURNAMES), size=6))]
+    rosters = [genre_people(g) for g in shows]
+    director = rosters[0]["director"][rng.integers(2)] if rosters else pool[0]
+    cast = [r["cast"][j] for r in rosters for j in rng.choice(4, 2, replace=False)] + pool[1:3]
+    keywords = [r["keywords"][rng.integers(2)] for r in rosters]
+    keywords.append(_PLAIN_KEYWORDS[rng.integers(len(_PLAIN_KEYWORDS))])
+    record.update(director=director, cast=cast, keywords=keywords)
+    return shows
 
 
 # ----------------------------------------------------------------------------- on disk
