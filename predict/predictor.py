@@ -81,6 +81,10 @@ class Predictor:
     kinds: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # decisions made while loading, for the CLI to print
     temperature: float | None = None  # --calibrate temperature: the T fitted on dev, from head.pt
+    # Modalities predict has no input for (metadata; a text field joined from a side file, such
+    # as poster_text or meta_plot: --text is a plot) -> why; they are masked on every item, as a
+    # missing poster is, and the CLI prints it once
+    unfed: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_run(cls, run: str | Path, device: str = "cpu") -> "Predictor":
@@ -96,7 +100,7 @@ class Predictor:
         kinds = {m: str(src.get("modality") or m) for m, src in ck["sources"].items()}
         if len(np.atleast_1d(ck["thresholds"])) != len(ck["label_names"]):
             raise ValueError(_damaged(run / "head.pt", ValueError("thresholds do not match the genres")))
-        encoders, dtypes, use_tokens, notes = {}, {}, {}, []
+        encoders, dtypes, use_tokens, notes, unfed = {}, {}, {}, [], {}
         for m in head_reads(head):
             src = ck["sources"][m]
             info, note = resolve_cache(src, m, run)
@@ -105,9 +109,13 @@ class Predictor:
             kinds[m] = encoders[m].modality
             dtypes[m] = info.dtype
             use_tokens[m] = bool(src.get("tokens_used"))
+            why = _unfed(kinds[m], info.attrs)
+            if why:
+                unfed[m] = why
+                notes.append(f"{m} is masked on every item: {why}")
         return cls(head, encoders, dtypes, use_tokens, list(ck["label_names"]),
                    np.asarray(ck["thresholds"], dtype=np.float64), ck.get("norm") or {}, kinds, notes,
-                   ck.get("temperature"))
+                   ck.get("temperature"), unfed)
 
     # ---- what the head reads ------------------------------------------------------------
     @property
@@ -132,7 +140,9 @@ class Predictor:
         why: dict[str, str] = {}
         for m in self.reads:
             kind = self.kinds[m]
-            if kind == "text":
+            if m in self.unfed:
+                raw[m], why[m] = None, self.unfed[m]
+            elif kind == "text":
                 if item.text is None:
                     raw[m], why[m] = None, "no text given"
                 elif is_blank(item.text):  # the rule extract uses for empty_text
@@ -238,6 +248,17 @@ class Predictor:
     def chosen(self, probs: np.ndarray) -> list[str]:
         """Genres at or above their tuned threshold for one item's (C,) probabilities."""
         return [n for n, p, t in zip(self.label_names, probs, self.thresholds) if p >= t]
+
+
+def _unfed(kind: str, attrs: dict[str, Any]) -> str | None:
+    """Why predict cannot feed a modality (see Predictor.unfed), or None."""
+    if kind == "meta":
+        return "predict takes a poster and a plot text, no metadata"
+    settings = (attrs.get("config") or {}).get("settings") or {}
+    if kind == "text" and "side_fingerprint" in settings:
+        return (f"its text field {attrs.get('text_field')!r} came from a side file (--meta-file/--text-file); "
+                "--text is a plot")
+    return None
 
 
 def head_reads(head: torch.nn.Module) -> list[str]:

@@ -204,3 +204,7 @@ def test_demo_metadata_through_the_cli_and_a_three_modality_head(tiny_data: Path
                   "-f", f"meta={meta}", "--fusion", "gmu", "--max-epochs", "3", "--quiet",
                   "--out", tmp_path / "runs"])
     assert "test macro-F1" in run
+    # predict has no metadata input: the meta modality is masked on every item, and it says so
+    folder = next((tmp_path / "runs").iterdir())
+    pred = run_ok(["predict", folder, "--text", "a sheriff rides into a dusty saloon town"])
+    assert "meta is masked on every item" in pred and "input:" in pred
