@@ -63,6 +63,22 @@ def _find_split_file(root: Path, data: Path) -> Path | None:
     return None
 
 
+# IMDbPY-style keys of MM-IMDb's json -> the metadata field names every reader uses (those of
+# the poster subset's metadata.csv), so `-o fields=keywords,countries` means the same everywhere.
+_META_ALIASES = {"keywords": ("plot keywords",), "countries": ("country",), "languages": ("language",),
+                 "companies": ("production companies",), "writer": ("writers",), "director": ("directors",)}
+
+
+def _canonical_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """Add the canonical name of a field the json holds under an alias (the alias stays too)."""
+    for name, aliases in _META_ALIASES.items():
+        if name not in meta:
+            found = next((a for a in aliases if a in meta), None)
+            if found is not None:
+                meta[name] = meta[found]
+    return meta
+
+
 def read_mmimdb(cfg: "DatasetConfig") -> Dataset:
     """Read a raw MM-IMDb folder into a Dataset (text field ``plot``, image ``<id>.jpeg``)."""
     root = Path(cfg.path)
@@ -90,7 +106,7 @@ def read_mmimdb(cfg: "DatasetConfig") -> Dataset:
             texts={"plot": choose_plot(doc.get("plot"), cfg.plot)},
             labels=[genres] if isinstance(genres, str) else [str(g) for g in genres],
             split=UNSPLIT,
-            meta={k: v for k, v in doc.items() if k not in ("plot", "genres")},
+            meta=_canonical_meta({k: v for k, v in doc.items() if k not in ("plot", "genres")}),
         ))
     report: dict[str, Any] = {"format": "mmimdb", "notes": []}
     if cfg.split_file is not None:
