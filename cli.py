@@ -12,6 +12,7 @@ from commands import report_cmd, sweep_cmd
 from commands import ensemble_cmd
 from commands import gmu_synthetic_cmd
 from commands import finetune_cmd
+from commands import ocr_cmd
 
 # Plain click help (rich_markup_mode=None): rich's option table cuts long option names
 # ("--label-smoothi…") on terminals under ~100 columns; click's layout wraps the help text
@@ -28,6 +29,7 @@ app.command("compare")(sweep_cmd.compare)
 app.command("report")(report_cmd.report)
 app.command("ensemble")(ensemble_cmd.ensemble)
 app.command("gmu-synthetic")(gmu_synthetic_cmd.gmu_synthetic)
+app.command("ocr")(ocr_cmd.ocr)
 app.add_typer(cache_cmd.app, name="cache", help="List, inspect and verify feature caches.")
 app.add_typer(runs_cmd.app, name="runs", help="List and show run folders.")
 
