@@ -13,6 +13,7 @@ from commands import ensemble_cmd
 from commands import gmu_synthetic_cmd
 from commands import finetune_cmd
 from commands import ocr_cmd
+from commands import evaluate_cmd
 
 # Plain click help (rich_markup_mode=None): rich's option table cuts long option names
 # ("--label-smoothi…") on terminals under ~100 columns; click's layout wraps the help text
@@ -30,6 +31,7 @@ app.command("report")(report_cmd.report)
 app.command("ensemble")(ensemble_cmd.ensemble)
 app.command("gmu-synthetic")(gmu_synthetic_cmd.gmu_synthetic)
 app.command("ocr")(ocr_cmd.ocr)
+app.command("evaluate")(evaluate_cmd.evaluate)
 app.add_typer(cache_cmd.app, name="cache", help="List, inspect and verify feature caches.")
 app.add_typer(runs_cmd.app, name="runs", help="List and show run folders.")
 

@@ -46,6 +46,7 @@ def train_head(
     tokens: Annotated[bool, typer.Option(help="Use token features when present and the head attends.")] = True,
     standardize: Annotated[Optional[bool], typer.Option("--standardize/--no-standardize", help="z-score each modality's pooled features with the train split's mean/std (saved with the head, applied by predict). Default: every modality except sparse ones (over half zeros: TF-IDF, multi-hot), which keep raw values; the choice is printed.")] = None,
     train_on_unsplit: Annotated[bool, typer.Option(help="Also train on rows outside the split.")] = False,
+    modality_dropout: Annotated[float, typer.Option(help="Each training row drops each modality with this probability (never all of a row's; zero features, present=False), so the head copes with missing ones (evaluate --missing). 0 = off.")] = 0.0,
     cache_dir: Annotated[str, typer.Option(help="Where encoder names in --features are looked up.")] = "caches",
     name: Annotated[Optional[str], typer.Option(help="Run folder name (default: head, features with encoders, loss, threshold, seed, settings hash).")] = None,
     out: Annotated[str, typer.Option(help="Runs folder.")] = "runs",
@@ -72,7 +73,7 @@ def train_head(
                      warmup_epochs=warmup_epochs, scheduler=scheduler, plateau_factor=plateau_factor,
                      plateau_patience=plateau_patience, min_lr=min_lr, grad_clip=grad_clip, seed=seed,
                      device=device, tokens=tokens, standardize=standardize,
-                     train_on_unsplit=train_on_unsplit, name=name, out=out)
+                     train_on_unsplit=train_on_unsplit, modality_dropout=modality_dropout, name=name, out=out)
     # Everything that can be refused is refused here, before minutes of training.
     check_out_folder(out)
     sources = cache_sources(cfg)

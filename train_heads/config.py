@@ -61,6 +61,9 @@ class HeadConfig:
     # modality but sparse ones (TF-IDF, multi-hot), whose rare columns z-scoring blows up.
     standardize: bool | None = None
     train_on_unsplit: bool = False  # also train on rows outside the official split
+    # Each training row drops each modality with this probability (never all of a row's), so
+    # the head learns to predict with modalities missing (train_heads/missing.py); 0 = off
+    modality_dropout: float = 0.0
     name: str | None = None  # run folder name; default from the settings
     out: str = "runs"
 
@@ -76,6 +79,9 @@ class HeadConfig:
         if self.loss not in list_losses():
             raise ValueError(f"Unknown loss {self.loss!r}; choose from {list_losses()}")
         check_loss_options(self.loss, self.loss_kw)  # a typo fails here, not in the first batch
+        self.modality_dropout = _number("--modality-dropout", self.modality_dropout)
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ValueError(f"--modality-dropout must be in [0, 1), got {self.modality_dropout}")
         if self.threshold not in THRESHOLDS:
             raise ValueError(f"--threshold must be one of {sorted(THRESHOLDS)}, got {self.threshold!r}")
         if self.scheduler not in SCHEDULERS:
@@ -168,7 +174,8 @@ class HeadConfig:
 _ADDED_LATER: dict[str, Any] = {
     "label_smoothing_form": "symmetric", "threshold_grid": DEFAULT_THRESHOLD_GRID, "fixed_threshold": 0.5,
     "calibrate": "none", "optimizer": "adamw", "momentum": _SGD_MOMENTUM, "plateau_factor": 0.5,
-    "plateau_patience": None, "min_lr": 0.0}
+    "plateau_patience": None, "min_lr": 0.0,
+    "modality_dropout": 0.0}  # issue 12
 
 
 def _number(flag: str, v: Any) -> float:

@@ -34,6 +34,7 @@ from extract.device import pick_device
 from train_heads.config import HeadConfig
 from train_heads.fusion import create_fusion
 from train_heads.fusion.base import FusionHead
+from train_heads.missing import drop_modalities
 from train_heads.losses import create_loss, needs_pos_weight, pos_weight_from_labels
 from train_heads.metrics import tuned_and_at_half
 from train_heads.optimizers import OPTIMIZERS
@@ -235,6 +236,8 @@ def _minibatch(cfg: HeadConfig, head: FusionHead, fs: FeatureSet, train_rows: to
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
            else torch.autocast("cpu", enabled=False))
     gen = torch.Generator().manual_seed(cfg.seed)
+    # its own stream, so --modality-dropout 0 leaves the batch order (and the numbers) as before
+    drop_gen = torch.Generator().manual_seed(cfg.seed + 1)
     step = 0
 
     def epoch() -> tuple[float, float, int]:
@@ -243,8 +246,11 @@ def _minibatch(cfg: HeadConfig, head: FusionHead, fs: FeatureSet, train_rows: to
         total = torch.zeros((), device=device)  # summed on device: no sync per step
         for i in range(0, n_train, cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
+            feats = fs.batch(idx)
+            if cfg.modality_dropout > 0:
+                feats = drop_modalities(feats, fs.modalities, cfg.modality_dropout, drop_gen)
             with amp:
-                loss = head.training_loss(head(fs.batch(idx)).float(), fs.Y[idx], loss_fn)
+                loss = head.training_loss(head(feats).float(), fs.Y[idx], loss_fn)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
