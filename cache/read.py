@@ -73,8 +73,8 @@ def open_info(path: str | Path) -> CacheInfo:
                     raise CacheError(f"{path} has no '{name}' dataset; {_rerun_hint(path, attrs)}")
             n, dim = f["features"].shape
             datasets = tuple(sorted(f.keys()))
-            for name in datasets:
-                if name != "extra_state" and f[name].shape[0] != n:
+            for name in datasets:  # label_extras.* have a row per label, not per item
+                if name != "extra_state" and not name.startswith("label_extras.") and f[name].shape[0] != n:
                     raise CacheError(f"{path}: '{name}' has {f[name].shape[0]} rows, features {n}; "
                                      f"the file is damaged; {_rerun_hint(path, attrs)}")
             tok = tuple(f["tokens"].shape[1:3]) if "tokens" in f else None

@@ -23,6 +23,8 @@ def _kw(name: str, small: bool = False, **extra) -> dict:
     """Head kwargs: modality="image" for unimodal heads; small sizes where the head has them."""
     params = inspect.signature(FUSIONS[name].__init__).parameters
     kw = {"modality": "image"} if FUSIONS[name].min_modalities == 1 else {}
+    if name == "idkg":  # its auxiliary losses need a kg cache (tests/test_idkg.py); the fusion does not
+        kw.update(at_weight=0.0, contrast_weight=0.0)
     if small:
         sizes = {"hidden": 32, "d_model": 32, "clf_hidden": 32, "num_layers": 2, "dropout": 0.1}
         kw.update({k: v for k, v in sizes.items() if k in params})

@@ -22,8 +22,8 @@ def _kw(name: str) -> dict:
     kw = {"modality": "meta"} if FUSIONS[name].min_modalities == 1 else {}
     sizes = {"hidden": 16, "d_model": 16, "clf_hidden": 16, "num_layers": 1}
     kw.update({k: v for k, v in sizes.items() if k in params})
-    if "at_weight" in params:  # idkg: its auxiliary losses need a kg cache; the forward does not
-        kw.update(kg="meta")
+    if "at_weight" in params:  # idkg: its auxiliary losses need a kg cache (tests/test_idkg.py)
+        kw.update(at_weight=0.0, contrast_weight=0.0)
     return kw
 
 

@@ -11,6 +11,7 @@ from train_heads.fusion import (  # noqa: F401  (imported to register)
     concat,
     cross_attention,
     gmu,
+    idkg,
     late,
     linear,
     linear_sum,

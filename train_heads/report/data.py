@@ -13,7 +13,7 @@ import numpy as np
 from train_heads.runs import load_predictions
 from train_heads.thresholds import threshold_curve
 
-GATE_KINDS = {"gmu": "gate_mean", "moe": "gates"}  # fusion -> explain key with per-row modality gates
+GATE_KINDS = {"gmu": "gate_mean", "moe": "gates", "idkg": "attention"}  # fusion -> explain key with per-row modality gates
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
