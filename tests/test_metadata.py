@@ -208,3 +208,23 @@ def test_demo_metadata_through_the_cli_and_a_three_modality_head(tiny_data: Path
     folder = next((tmp_path / "runs").iterdir())
     pred = run_ok(["predict", folder, "--text", "a sheriff rides into a dusty saloon town"])
     assert "meta is masked on every item" in pred and "input:" in pred
+
+
+def test_kg_cache_unchanged_when_a_test_movie_changes_genres(tmp_path: Path) -> None:
+    """Issue 12: changing a test movie's genres changes nothing in a kg (or multihot) cache's
+    features, pseudo labels or genre embeddings (only the labels the cache carries)."""
+    def kg_arrays(root: Path, out: Path) -> dict[str, np.ndarray]:
+        cfg = ExtractConfig(dataset=DatasetConfig(path=root, preset="poster-subset"), encoder="kg",
+                            options={"dim": 8, "epochs": 2, "batch_size": 16}, out=out, workers=0)
+        with h5py.File(run_extract(cfg, progress=False).path) as f:
+            return {k: f[k][...] for k in ("features", "aux.at_label", "label_extras.genre_embeddings", "labels")}
+
+    root = _subset(tmp_path / "s")
+    before = kg_arrays(root, tmp_path / "c1")
+    movies = list(csv.DictReader(open(root / "movies.csv")))
+    movies[-1]["Genre"] = str(["Comedy", "Horror"])  # the last movie is in the test split
+    _write_csv(root / "movies.csv", movies)
+    after = kg_arrays(root, tmp_path / "c2")
+    for k in ("features", "aux.at_label", "label_extras.genre_embeddings"):
+        np.testing.assert_array_equal(before[k], after[k])
+    assert not np.array_equal(before["labels"], after["labels"])
