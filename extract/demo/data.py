@@ -43,7 +43,7 @@ from PIL import Image
 
 from cache.store import atomic_write
 from extract.demo.plots import _NAMES, _SURNAMES, _TITLE_A, _TITLE_B, _plot
-from extract.demo.posters import POSTER_SIZE, _poster  # noqa: F401  (POSTER_SIZE re-exported)
+from extract.demo.posters import POSTER_SIZE, _poster, print_title  # noqa: F401  (POSTER_SIZE re-exported)
 from extract.records import MMIMDB_GENRES
 
 # Bump when the generator changes its output, so old demo folders are rebuilt, not reused.
@@ -67,6 +67,7 @@ DISTRACTOR_PROB = 0.08
 SPLIT_FRACTIONS = {"train": 0.6, "dev": 0.1}  # the rest is test
 # Chance that one of a movie's genres shows in its metadata (director, actors, a keyword).
 META_SHOW_PROB = 0.5
+TITLE_PROB = 0.5  # share of posters with the movie's title printed on them
 _GENRE_KEYWORDS = {"Drama": ["family secret", "grief"], "Comedy": ["misunderstanding", "slapstick"],
                    "Action": ["car chase", "shootout"], "Romance": ["first love", "wedding"],
                    "Horror": ["haunting", "slasher"], "Sci-Fi": ["spaceship", "time travel"],
@@ -105,6 +106,10 @@ def _movie(i: int, seed: int) -> tuple[dict, Image.Image, dict]:
         "genres": genres,
         "plot": plots,
     }
+    # About half the posters print the title (for `ocr`), decided on a stream of its own and drawn
+    # over the finished poster, so the random draws of everything else are those of version 1
+    if np.random.default_rng([seed, i, 2]).random() < TITLE_PROB:
+        print_title(poster, record["title"])
     # Metadata from a stream of its own, so posters and plots are those of version 1.
     meta_shows = _metadata(record, genres, np.random.default_rng([seed, i, 1]))
     truth = {"evidence": evidence, "distractor": distract, "meta_shows": meta_shows}

@@ -4,11 +4,13 @@ Each genre's painter draws into one vertical column of the poster; see extract/d
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import math
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 POSTER_SIZE = (200, 300)  # (width, height), about MM-IMDb's poster aspect
 Color = tuple[int, int, int]
@@ -249,3 +251,23 @@ def _poster(genres: list[str], distractor: str | None, rng: np.random.Generator)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
+
+
+def print_title(img: Image.Image, title: str) -> None:
+    """Print a title (for the `ocr` step) in dark bold capitals on a light banner across the
+    middle of a drawn poster, in place, two lines if needed; no randomness."""
+    import matplotlib
+
+    draw, w = ImageDraw.Draw(img), img.width
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans-Bold.ttf"), 17)
+    words, lines = title.upper().split(), [""]
+    for word in words:
+        trial = f"{lines[-1]} {word}".strip()
+        if draw.textlength(trial, font=font) > w - 24 and lines[-1]:
+            lines.append(word)
+        else:
+            lines[-1] = trial
+    top = 128
+    draw.rectangle([6, top - 6, w - 6, top + 24 * len(lines)], fill=(236, 232, 220))
+    for k, line in enumerate(lines):
+        draw.text((12, top + 24 * k), line, fill=(20, 20, 20), font=font)
