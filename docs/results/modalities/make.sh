@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Beyond poster and plot, real MM-IMDb poster subset (official split 3,380 / 549 / 1,634; tune
+# on dev, report on test; the data never enters the repo). Modalities: the poster
+# (EfficientNet-Lite0), the one-sentence overview (MiniLM, "plot"), the longer plot of
+# metadata.csv (MiniLM, "long_plot"), the text printed on the poster (RapidOCR, then MiniLM,
+# "poster_text"), metadata as TF-IDF multi-hot ("meta", with and without keywords) and as
+# knowledge-graph embeddings ("kg", RotatE / TransE). Run from the repo root after `make setup`:
+#   bash docs/results/modalities/make.sh [../shared/data/mmimdb-poster-subset] [SEEDS]
+# Finished caches and runs are "up to date", so an interrupted rebuild continues where it stopped.
+set -euo pipefail
+DATA=${1:-../shared/data/mmimdb-poster-subset}
+SEEDS=${2:-0,1,2}
+PY=.venv/bin/python
+CACHES=${CACHES:-caches}
+SW=${SW:-sweeps/modalities}
+OUT=docs/results/modalities
+# extract [flags] -> the cache path (made now, or already there)
+extract() { $PY cli.py extract --preset poster-subset --data "$DATA" --out "$CACHES" "$@" \
+            | tee /dev/stderr | grep -oE "[^ ]+\.h5" | tail -1; }
+IMG=$(extract --encoder efficientnet-lite0)
+PLOT=$(extract --encoder minilm)
+LONG=$(extract --encoder minilm --text-field meta_plot)
+META=$(extract --encoder multihot)
+META_NOKW=$(extract --encoder multihot -o 'fields=["director","cast","writer","producer","companies","countries","languages"]')
+# every run: ASL, lr 3e-4 (the fusions with metadata overfit in 2-3 epochs at 1e-3), per-genre thresholds on dev
+sweep() { $PY cli.py sweep --out "$SW" --seeds "$SEEDS" --loss asl --set lr=3e-4 --quiet "$@"; }
+# one modality alone (an MLP)
+sweep --fusion mlp --feature-set poster=image=$IMG --feature-set plot=text=$PLOT \
+  --feature-set long_plot=long_plot=$LONG --feature-set meta=meta=$META --feature-set meta_nokw=meta=$META_NOKW
+# fusions
+sweep --fusion gmu --fusion concat \
+  --feature-set poster+plot=image=$IMG,text=$PLOT \
+  --feature-set poster+plot+meta=image=$IMG,text=$PLOT,meta=$META \
+  --feature-set poster+plot+meta_nokw=image=$IMG,text=$PLOT,meta=$META_NOKW \
+  --feature-set poster+plot+long_plot+meta=image=$IMG,text=$PLOT,long_plot=$LONG,meta=$META \
+  --feature-set poster+plot+long_plot+meta_nokw=image=$IMG,text=$PLOT,long_plot=$LONG,meta=$META_NOKW
+# knowledge-graph embeddings of the metadata (genre links from train only): RotatE (the paper's
+# best) and TransE; a movie = the sum of its directors' and actors' entity vectors (eq. 3-4)
+KG=$(extract --encoder kg)
+KG_TRANSE=$(extract --encoder kg -o model=transe)
+sweep --fusion mlp --feature-set kg_rotate=kg=$KG --feature-set kg_transe=kg=$KG_TRANSE
+sweep --fusion gmu --fusion concat \
+  --feature-set poster+plot+kg=image=$IMG,text=$PLOT,kg=$KG \
+  --feature-set poster+plot+long_plot+meta+kg=image=$IMG,text=$PLOT,long_plot=$LONG,meta=$META,kg=$KG
+# IDKG (paper 002) with its own settings and ablation, on poster + plot + kg (RotatE, then TransE)
+$PY cli.py sweep --preset idkg --out "$SW-idkg" --seeds "$SEEDS" --quiet --feature-set rotate=image=$IMG,text=$PLOT,kg=$KG
+$PY cli.py sweep --preset idkg --out "$SW-idkg" --seeds "$SEEDS" --quiet --fusion idkg \
+  --feature-set transe=image=$IMG,text=$PLOT,kg=$KG_TRANSE
