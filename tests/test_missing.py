@@ -89,6 +89,10 @@ def test_evaluate_missing_on_a_known_case(tiny_caches: dict, tmp_path: Path) -> 
     ids = res["results"][2]["missing_ids"]
     assert len(ids["image"]) and not set(ids["image"]) & set(ids["text"])
     run_refused(["evaluate", run, "--missing", "audio:0.5"], "has modalities")
+    # saved in the run folder by default, and `report` draws it
+    run_ok(["evaluate", run, "--missing", "image:0,0.5"])
+    rep = run_ok(["report", run, "--out", tmp_path / "rep"])
+    assert "missing_modalities" in rep and (tmp_path / "rep" / "missing_modalities.png").is_file()
 
 
 def test_modality_dropout_trains_differently_deterministically_and_is_off_by_default(

@@ -147,6 +147,10 @@ def build_report(target: str | Path, out: str | Path | None = None, picks: list[
         md += ["| run | attention | shape | mean max weight | mean entropy (nats) |", "|---|---|---|---:|---:|"]
         md += [f"| {s['run']} | {s['key']} | {s['shape']} | {s['max']:.3f} | {s['entropy']:.3f} |"
                for s in att["summaries"]] + [""]
+    missing = missing_data(chosen)
+    if missing:  # `evaluate --missing` results saved in the runs' missing/ folders
+        fig("missing_modalities", {"evaluations": missing}, _missing_figure,
+            "Test macro-F1 vs the share of test rows missing a modality (evaluate --missing)")
     fig("training_curves", curve_data(chosen), plots.training_curves, "Training curves")
     fig("cooccurrence", cooccurrence_data(chosen[0]), plots.cooccurrence, "Genre co-occurrence")
     fig("threshold_f1", threshold_data(chosen), plots.threshold_curves, "Macro-F1 vs a global threshold")
@@ -161,3 +165,21 @@ def build_report(target: str | Path, out: str | Path | None = None, picks: list[
     return res
 
 
+
+
+def missing_data(runs: list[Path]) -> list[dict[str, Any]]:
+    """Every `evaluate --missing` result saved under the runs' missing/ folders (seed 0 first)."""
+    out = []
+    for run in runs:
+        for f in sorted((run / "missing").glob("*.json")):
+            try:
+                out.append(json.loads(f.read_text()))
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def _missing_figure(data: dict[str, Any], png: Path) -> Path:
+    from train_heads.report.missing_plot import plot_missing
+
+    return plot_missing(data["evaluations"], png)

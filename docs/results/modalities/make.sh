@@ -46,3 +46,25 @@ sweep --fusion gmu --fusion concat \
 $PY cli.py sweep --preset idkg --out "$SW-idkg" --seeds "$SEEDS" --quiet --feature-set rotate=image=$IMG,text=$PLOT,kg=$KG
 $PY cli.py sweep --preset idkg --out "$SW-idkg" --seeds "$SEEDS" --quiet --fusion idkg \
   --feature-set transe=image=$IMG,text=$PLOT,kg=$KG_TRANSE
+# the text printed on the posters: OCR once (RapidOCR, resumable), then MiniLM on it
+OCR_TABLE=$($PY cli.py ocr --preset poster-subset --data "$DATA" --out "$CACHES" --quiet | tee /dev/stderr \
+            | grep -oE "[^ ]+-ocr-[^ ]+\.csv" | head -1)
+OCRT=$(extract --encoder minilm --text-file "$OCR_TABLE" --text-field poster_text)
+sweep --fusion mlp --feature-set poster_text=poster_text=$OCRT
+sweep --fusion gmu --fusion concat \
+  --feature-set poster+poster_text=image=$IMG,poster_text=$OCRT \
+  --feature-set poster+plot+poster_text=image=$IMG,text=$PLOT,poster_text=$OCRT \
+  --feature-set all=image=$IMG,text=$PLOT,long_plot=$LONG,poster_text=$OCRT,meta=$META,kg=$KG
+$PY cli.py sweep --preset poster-ocr-004 --out "$SW-004" --seeds "$SEEDS" --quiet \
+  --feature-set poster+poster_text=image=$IMG,poster_text=$OCRT
+# modality dropout, then the missing-modality curves (Ma et al. 2022 / Lee et al. 2023 protocol)
+sweep --fusion gmu --fusion concat --set modality_dropout=0.3 --feature-set poster+plot=image=$IMG,text=$PLOT
+pick() { $PY $OUT/pick.py "$@"; }
+RATIOS=0,0.1,0.3,0.5,0.7,0.9
+$PY cli.py evaluate $(pick "$SW" poster+plot gmu) $(pick "$SW" poster+plot concat) \
+  $(pick "$SW" poster+plot gmu modality_dropout=0.3) $(pick "$SW" poster+plot concat modality_dropout=0.3) \
+  --missing image:$RATIOS --missing text:$RATIOS --missing both:$RATIOS --out "$SW-missing" \
+  --plot $OUT/missing_poster_plot.png
+$PY cli.py evaluate $(pick "$SW-idkg" rotate idkg) $(pick "$SW" poster+plot+kg gmu) $(pick "$SW" poster+plot+kg concat) \
+  --missing image:$RATIOS --missing text:$RATIOS --missing kg:$RATIOS --out "$SW-missing" \
+  --plot $OUT/missing_poster_plot_kg.png
