@@ -14,7 +14,9 @@ _EPS = 1e-6  # keeps log(1 - |A - Y|) finite when the attention is exactly 0 or 
 
 def attention_teacher_loss(att_kg: torch.Tensor, pseudo: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Eq. 7: -sum_i log(1 - |A_i^K - Y~_i|); att_kg (B,) the KG attention (a vector A^K is
-    averaged to a scalar first, as the paper says), pseudo (B,) the eq. 6 labels in [0, 1)."""
+    averaged to a scalar first, as the paper says), pseudo (B,) the eq. 6 labels in [0, 1).
+    1 - |A - Y~| is clamped at 1e-6: a sigmoid that saturates to exactly 1 in float32 against
+    a label of 0 would otherwise give log(0) = -inf (at most -log(1e-6) = 13.8 per row)."""
     loss = -torch.log((1.0 - (att_kg - pseudo).abs()).clamp_min(_EPS))
     return loss.sum() if reduction == "sum" else loss.mean()
 
