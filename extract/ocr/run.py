@@ -31,7 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from cache.store import atomic_write, settings_hash
-from extract.images import CORRUPT, FILE_MISSING, OK, load_image
+from extract.images import FILE_MISSING, OK, load_image
 from extract.ocr.engines import OCREngine, create_engine, reading_order
 from extract.records import Dataset
 
@@ -111,8 +111,8 @@ def _read_chunk(engine: OCREngine, items: list[tuple[int, str | None]]) -> list[
             continue
         status, im, _ = load_image(Path(path))
         if status != OK:
-            out.append({"i": i, "status": "image_missing" if status == FILE_MISSING else "image_corrupt"
-                        if status == CORRUPT else "image_corrupt", "text": "", "confidence": None, "lines": 0})
+            out.append({"i": i, "status": "image_missing" if status == FILE_MISSING else "image_corrupt",
+                        "text": "", "confidence": None, "lines": 0})
             continue
         lines = [ln for ln in reading_order(engine.read(im)) if ln.text.strip()]
         text = " ".join(" ".join(ln.text.split()) for ln in lines)
@@ -143,8 +143,7 @@ def _init_worker(name: str, options: dict[str, Any]) -> None:
     global _ENGINE
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _ENGINE = create_engine(name, options)
-    if hasattr(_ENGINE, "options") and name == "rapidocr":
-        # one thread per worker process: the workers are the parallelism
+    if name == "rapidocr":  # one thread per worker process: the workers are the parallelism
         _ENGINE.options = {**_ENGINE.options, "intra_op_num_threads": 1, "inter_op_num_threads": 1}
 
 
