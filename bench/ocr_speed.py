@@ -45,9 +45,10 @@ def main() -> None:
                "--limit", str(a.n), "--out", str(tmp / "k"), "--quiet"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         part = tmp / "k"
-        while not list(part.glob(".*.partial/chunk-000002.json")) and proc.poll() is None:
-            time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGKILL)
+        while not list(part.glob(".*.partial/chunk-000000.json")) and proc.poll() is None:
+            time.sleep(0.1)
+        if proc.poll() is None:  # killed after its first finished chunk
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         done = len(list(part.glob(".*.partial/chunk-*.json")))
         _, resumed = _ocr(data, part, a.n, 1)
